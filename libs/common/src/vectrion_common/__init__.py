@@ -1,0 +1,1 @@
+"""Vectrion shared plumbing. No business rules and no ML dependencies live here."""

@@ -1,0 +1,161 @@
+"""Versioned integration events and RPC messages.
+
+These are the only shapes services share. A breaking change is a new version
+(``.v2``) published beside the old one, never an edit of a published model.
+Every event names its tenant, document and generation, carries the W3C trace
+context of the code that caused it, and has a unique ``event_id`` that the
+consumer's inbox dedupes on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Visibility = Literal["tenant", "private"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_type: ClassVar[str]
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: datetime = Field(default_factory=utc_now)
+    trace: dict[str, str] = Field(default_factory=dict)
+    tenant_id: uuid.UUID
+    document_id: uuid.UUID
+    generation: int = Field(ge=1)
+
+
+class DocumentUploadedV1(Event):
+    event_type: ClassVar[str] = "document.uploaded.v1"
+
+    owner_id: uuid.UUID
+    filename: str
+    content_type: str
+    storage_key: str
+    sha256: str
+    size_bytes: int
+    visibility: Visibility = "tenant"
+
+
+class DocumentChunkedV1(Event):
+    event_type: ClassVar[str] = "document.chunked.v1"
+
+    chunk_count: int
+    pages: int
+    pages_without_text: int
+
+
+class ChunkPayload(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: uuid.UUID
+    chunk_index: int
+    text: str
+    page_start: int | None
+    page_end: int | None
+
+
+class DocumentMeta(BaseModel):
+    """What the query side needs to filter and cite a document's chunks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner_id: uuid.UUID
+    filename: str
+    visibility: Visibility
+
+
+class EmbeddingRequestedV1(Event):
+    event_type: ClassVar[str] = "embedding.requested.v1"
+
+    batch_index: int
+    batch_count: int
+    total_chunks: int
+    document: DocumentMeta
+    chunks: list[ChunkPayload]
+
+
+class EmbeddedChunk(ChunkPayload):
+    vector: list[float]
+
+
+class ChunksEmbeddedV1(Event):
+    event_type: ClassVar[str] = "chunks.embedded.v1"
+
+    batch_index: int
+    batch_count: int
+    total_chunks: int
+    document: DocumentMeta
+    model_id: str
+    dimension: int
+    chunks: list[EmbeddedChunk]
+
+
+class DocumentIndexedV1(Event):
+    event_type: ClassVar[str] = "document.indexed.v1"
+
+    chunk_count: int
+
+
+class DocumentFailedV1(Event):
+    event_type: ClassVar[str] = "document.failed.v1"
+
+    stage: str
+    reason: str
+    permanent: bool = True
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_type: cls
+    for cls in (
+        DocumentUploadedV1,
+        DocumentChunkedV1,
+        EmbeddingRequestedV1,
+        ChunksEmbeddedV1,
+        DocumentIndexedV1,
+        DocumentFailedV1,
+    )
+}
+
+
+# --- request/reply (RPC) messages -------------------------------------------------
+
+
+class EmbedRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, max_length=256)
+
+
+class EmbedResponse(BaseModel):
+    model_id: str
+    dimension: int
+    vectors: list[list[float]]
+
+
+Direction = Literal["input", "output"]
+
+
+class GuardrailCheckRequest(BaseModel):
+    text: str
+    direction: Direction
+    tenant_id: uuid.UUID | None = None
+    canary: str | None = Field(default=None, description="per-request secret that must never appear in output")
+
+
+class GuardrailVerdict(BaseModel):
+    allowed: bool
+    action: Literal["allow", "warn", "redact", "block"]
+    categories: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    rule_ids: list[str] = Field(default_factory=list)
+    redacted_text: str | None = None
+    policy_version: str

@@ -1,0 +1,1 @@
+"""RabbitMQ wiring shared by every service: topology, broker, outbox relay, inbox."""
