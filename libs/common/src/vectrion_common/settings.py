@@ -53,7 +53,7 @@ class FileSecretsSource(PydanticBaseSettingsSource):
 class ServiceSettings(BaseSettings):
     """Settings every Vectrion service has. Subclasses set ``service_name``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
 
     service_name: ClassVar[str] = "common"
 
