@@ -18,6 +18,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent
 ADMIN_URL = os.environ.get("VECTRION_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DB = os.environ.get("VECTRION_TEST_DB", "vectrion_test")
+SHARED_DATA = Path(os.environ.get("VECTRION_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 RABBITMQ_URL = os.environ.get("VECTRION_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
