@@ -25,7 +25,10 @@ from vectrion_common.settings import ServiceSettings, db_role
 def _do_run(connection: Connection, metadata: sa.MetaData) -> None:
     schema = metadata.schema
     assert schema, "a service's metadata must name its schema"
-    connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    # Not CREATE SCHEMA IF NOT EXISTS: PostgreSQL checks the database CREATE privilege
+    # before existence, and a service role only owns the schema provisioning made for it.
+    if connection.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first() is None:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     connection.execute(sa.text(f'SET search_path TO "{schema}"'))
     context.configure(
         connection=connection,
