@@ -1,0 +1,80 @@
+"""The events one handled upload makes true. Plain code: ids are derived from the upload event,
+so handling the same upload again stages exactly the same events."""
+
+from __future__ import annotations
+
+import math
+
+from vectrion_common.contracts import (
+    ChunkPayload,
+    DocumentChunkedV1,
+    DocumentFailedV1,
+    DocumentMeta,
+    DocumentUploadedV1,
+    EmbeddingRequestedV1,
+    Event,
+)
+from vectrion_common.ids import chunk_id, derived_event_id
+
+from vectrion_chunker.pipeline import ChunkedDocument
+
+STAGE = "chunker"
+
+
+def _common(upload: DocumentUploadedV1) -> dict[str, object]:
+    return {
+        "tenant_id": upload.tenant_id,
+        "document_id": upload.document_id,
+        "generation": upload.generation,
+        "trace": upload.trace,
+    }
+
+
+def chunked_events(upload: DocumentUploadedV1, document: ChunkedDocument, batch_size: int) -> list[Event]:
+    """``document.chunked.v1`` then the ``embedding.requested.v1`` batches, in chunk order."""
+    chunks = document.chunks
+    common = _common(upload)
+    events: list[Event] = [
+        DocumentChunkedV1(
+            event_id=derived_event_id(upload.event_id, "chunked"),
+            chunk_count=len(chunks),
+            pages=document.pages,
+            pages_without_text=document.pages_without_text,
+            **common,  # type: ignore[arg-type]
+        )
+    ]
+    meta = DocumentMeta(owner_id=upload.owner_id, filename=upload.filename, visibility=upload.visibility)
+    batch_count = math.ceil(len(chunks) / batch_size)
+    for batch_index in range(batch_count):
+        batch = chunks[batch_index * batch_size : (batch_index + 1) * batch_size]
+        events.append(
+            EmbeddingRequestedV1(
+                event_id=derived_event_id(upload.event_id, f"embedding-requested:{batch_index}"),
+                batch_index=batch_index,
+                batch_count=batch_count,
+                total_chunks=len(chunks),
+                document=meta,
+                chunks=[
+                    ChunkPayload(
+                        chunk_id=chunk_id(upload.document_id, upload.generation, c.chunk_index),
+                        chunk_index=c.chunk_index,
+                        text=c.text,
+                        page_start=c.page_start,
+                        page_end=c.page_end,
+                    )
+                    for c in batch
+                ],
+                **common,  # type: ignore[arg-type]
+            )
+        )
+    return events
+
+
+def failed_event(upload: DocumentUploadedV1, reason: str) -> DocumentFailedV1:
+    return DocumentFailedV1(
+        event_id=derived_event_id(upload.event_id, "failed"),
+        stage=STAGE,
+        reason=reason,
+        permanent=True,
+        **_common(upload),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,36 @@
+"""extract -> clean -> chunk for one document: synchronous, CPU-bound, no I/O besides the bytes given."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from vectrion_chunker.chunking import Chunk, ChunkingRules, chunk_blocks
+from vectrion_chunker.cleaning import clean_elements
+from vectrion_chunker.extraction import UnreadableDocument, extract_pdf
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedDocument:
+    chunks: list[Chunk]
+    pages: int
+    pages_without_text: int
+    extract_seconds: float
+
+
+def chunk_pdf(data: bytes, rules: ChunkingRules) -> ChunkedDocument:
+    """Raises :class:`UnreadableDocument` when the file can never yield chunks."""
+    started = time.perf_counter()
+    extraction = extract_pdf(data)
+    extract_seconds = time.perf_counter() - started
+    chunks = chunk_blocks(clean_elements(extraction.elements), rules)
+    if not chunks:
+        raise UnreadableDocument(
+            f"no extractable text in {extraction.pages} page(s) (scanned PDF? OCR is not enabled)"
+        )
+    return ChunkedDocument(
+        chunks=chunks,
+        pages=extraction.pages,
+        pages_without_text=extraction.pages_without_text,
+        extract_seconds=extract_seconds,
+    )

@@ -1,0 +1,31 @@
+"""The chunker's settings, built once with ``load_settings(ChunkerSettings)``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+from vectrion_common.settings import ServiceSettings
+from vectrion_common.storage import StorageSettings
+
+
+class ChunkerSettings(ServiceSettings):
+    service_name: ClassVar[str] = "chunker"
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    # Extraction is CPU-bound and one message is a whole document: take few at a time.
+    broker_prefetch: int = 2
+
+    chunk_max_chars: int = Field(default=1000, ge=100)
+    chunk_overlap_chars: int = Field(default=150, ge=0)
+    chunk_min_chars: int = Field(
+        default=200, ge=0, description="a title does not start a new chunk while the current one is shorter"
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _overlap_leaves_room(self) -> ChunkerSettings:
+        if self.chunk_overlap_chars * 2 > self.chunk_max_chars:
+            raise ValueError("chunk_overlap_chars must be at most half of chunk_max_chars")
+        return self

@@ -1,0 +1,33 @@
+"""Extraction against real PDFs, offline (the root conftest sets HF_HUB_OFFLINE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vectrion_chunker.extraction import UnreadableDocument, extract_pdf
+
+PDFS = Path("/work/shared/data/pdfs")
+
+
+def test_text_pdf_yields_elements_on_every_page() -> None:
+    extraction = extract_pdf((PDFS / "docling_multi_page.pdf").read_bytes())
+    assert extraction.pages == 5
+    assert len(extraction.elements) > 20
+    assert extraction.pages_with_text == {1, 2, 3, 4, 5}
+    assert extraction.pages_without_text == 0
+    assert {e.category for e in extraction.elements} >= {"Title", "NarrativeText"}
+    assert all(e.page is not None and 1 <= e.page <= 5 for e in extraction.elements)
+    # page numbers follow reading order
+    pages = [e.page for e in extraction.elements]
+    assert pages == sorted(pages)  # type: ignore[type-var]
+
+
+def test_encrypted_pdf_is_refused_instead_of_returning_nothing() -> None:
+    with pytest.raises(UnreadableDocument, match="encrypted"):
+        extract_pdf((PDFS / "pdfplumber_password-example.pdf").read_bytes())
+
+
+def test_a_file_that_is_not_a_pdf_is_refused() -> None:
+    with pytest.raises(UnreadableDocument, match="cannot be opened"):
+        extract_pdf(b"%PDF-1.4\nthis is not really a PDF")
