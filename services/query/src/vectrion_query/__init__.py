@@ -1,0 +1,1 @@
+"""Vectrion query service: retrieval index, extractive answers with citations, conversations."""
