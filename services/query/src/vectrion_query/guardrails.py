@@ -1,0 +1,45 @@
+"""The guardrails seam: policy checks by the guardrails service over RPC.
+
+Fail closed: if guardrails cannot give a verdict in time, the request fails
+with a 503 problem (``guardrails-unavailable``) instead of letting unchecked
+text through. This holds for the input check (before anything is retrieved)
+and for the output check (before an answer leaves the service): an outage of
+guardrails is an outage of /v1/query, never a silent policy bypass.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from faststream.rabbit import RabbitBroker
+from vectrion_common.contracts import Direction, GuardrailCheckRequest, GuardrailVerdict
+from vectrion_common.messaging.topology import Topology
+
+from vectrion_query.errors import GuardrailsUnavailable
+from vectrion_query.rpc import RpcFailed, call
+from vectrion_query.settings import QuerySettings
+
+
+class Guardrails(Protocol):
+    async def check(self, text: str, direction: Direction, tenant_id: uuid.UUID) -> GuardrailVerdict: ...
+
+
+class RpcGuardrails:
+    def __init__(self, broker: RabbitBroker, topology: Topology, *, timeout: float) -> None:
+        self._broker = broker
+        self._topology = topology
+        self._timeout = timeout
+
+    async def check(self, text: str, direction: Direction, tenant_id: uuid.UUID) -> GuardrailVerdict:
+        request = GuardrailCheckRequest(text=text, direction=direction, tenant_id=tenant_id)
+        try:
+            return await call(self._broker, self._topology, "guardrails", request, GuardrailVerdict, self._timeout)
+        except RpcFailed as exc:
+            raise GuardrailsUnavailable(f"{exc}; refusing to answer without a policy check (fail closed)") from exc
+
+
+def make_guardrails(settings: QuerySettings, broker: RabbitBroker, topology: Topology) -> Guardrails:
+    match settings.guardrails:
+        case "rpc":
+            return RpcGuardrails(broker, topology, timeout=settings.guardrails_timeout_seconds)

@@ -1,0 +1,154 @@
+"""Indexing of embedded chunks: the work behind the ``query`` consumer of chunks.embedded.v1.
+
+Order matters for crash safety. Points go to the vector store first (upsert by
+deterministic chunk id: repeating it is harmless). Then ONE transaction claims
+the message in the inbox, inserts the read-model rows, updates the progress of
+(document, generation) and, when every chunk is in, stages document.indexed.v1
+in the outbox. A crash after the upsert but before the commit redelivers the
+message, which upserts the same points again and then commits. A redelivery
+after the commit finds its inbox claim and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from vectrion_common.contracts import ChunksEmbeddedV1, DocumentFailedV1, DocumentIndexedV1
+from vectrion_common.db import unit_of_work
+from vectrion_common.logs import get_logger
+from vectrion_common.messaging.inbox import claim_message
+from vectrion_common.messaging.outbox import add_event
+
+from vectrion_query import repository
+from vectrion_query.models import inbox, outbox
+from vectrion_query.vector_store import IndexPoint, VectorStore
+
+log = get_logger(__name__)
+
+CONSUMER = "query"
+
+
+def indexed_event_id(document_id: uuid.UUID, generation: int) -> uuid.UUID:
+    """One document.indexed.v1 per (document, generation), whatever batch completes it."""
+    return uuid.uuid5(document_id, f"{DocumentIndexedV1.event_type}:{generation}")
+
+
+def indexed_event_due(indexed_chunks: int, total_chunks: int, already_emitted: bool) -> bool:
+    return not already_emitted and indexed_chunks >= total_chunks
+
+
+def points_of(event: ChunksEmbeddedV1) -> list[IndexPoint]:
+    return [
+        IndexPoint(
+            chunk_id=chunk.chunk_id,
+            vector=chunk.vector,
+            tenant_id=event.tenant_id,
+            document_id=event.document_id,
+            generation=event.generation,
+            chunk_index=chunk.chunk_index,
+            owner_id=event.document.owner_id,
+            visibility=event.document.visibility,
+            page_start=chunk.page_start,
+            page_end=chunk.page_end,
+        )
+        for chunk in event.chunks
+    ]
+
+
+def read_model_rows(event: ChunksEmbeddedV1) -> list[dict[str, object]]:
+    return [
+        {
+            "chunk_id": chunk.chunk_id,
+            "tenant_id": event.tenant_id,
+            "document_id": event.document_id,
+            "generation": event.generation,
+            "chunk_index": chunk.chunk_index,
+            "text": chunk.text,
+            "page_start": chunk.page_start,
+            "page_end": chunk.page_end,
+            "filename": event.document.filename,
+            "owner_id": event.document.owner_id,
+            "visibility": event.document.visibility,
+        }
+        for chunk in event.chunks
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkIndexer:
+    store: VectorStore
+    sessions: async_sessionmaker[AsyncSession]
+    dimension: int
+    wake_relay: Callable[[], None]
+
+    async def handle(self, event: ChunksEmbeddedV1) -> None:
+        if event.dimension != self.dimension or any(len(c.vector) != self.dimension for c in event.chunks):
+            reason = f"embedding dimension {event.dimension} does not match the index ({self.dimension})"
+            await self._fail(event, reason)
+            return
+
+        await self.store.upsert(points_of(event))
+
+        async with unit_of_work(self.sessions) as session:
+            if not await claim_message(session, inbox, CONSUMER, event.event_id):
+                log.info("chunks.duplicate_ignored", event_id=str(event.event_id), document_id=str(event.document_id))
+                return
+            inserted = await repository.insert_chunks(session, read_model_rows(event))
+            progress = await repository.lock_progress(
+                session, event.document_id, event.generation, event.tenant_id, event.total_chunks
+            )
+            indexed = await repository.count_chunks(session, event.document_id, event.generation)
+            due = indexed_event_due(indexed, progress.total_chunks, progress.indexed_event_emitted)
+            await repository.update_progress(
+                session, event.document_id, event.generation, indexed, progress.indexed_event_emitted or due
+            )
+            if due:
+                await add_event(
+                    session,
+                    outbox,
+                    DocumentIndexedV1(
+                        event_id=indexed_event_id(event.document_id, event.generation),
+                        trace=event.trace,
+                        tenant_id=event.tenant_id,
+                        document_id=event.document_id,
+                        generation=event.generation,
+                        chunk_count=indexed,
+                    ),
+                )
+        log.info(
+            "chunks.indexed",
+            document_id=str(event.document_id),
+            generation=event.generation,
+            batch=event.batch_index,
+            inserted=inserted,
+            indexed=indexed,
+            total=progress.total_chunks,
+        )
+        if due:
+            log.info("document.indexed", document_id=str(event.document_id), chunks=indexed)
+            self.wake_relay()
+
+    async def _fail(self, event: ChunksEmbeddedV1, reason: str) -> None:
+        """A batch we can never index: report it once, permanently (retrying cannot help)."""
+        async with unit_of_work(self.sessions) as session:
+            if not await claim_message(session, inbox, CONSUMER, event.event_id):
+                return
+            await add_event(
+                session,
+                outbox,
+                DocumentFailedV1(
+                    event_id=uuid.uuid5(event.event_id, "query.failed"),
+                    trace=event.trace,
+                    tenant_id=event.tenant_id,
+                    document_id=event.document_id,
+                    generation=event.generation,
+                    stage="index",
+                    reason=reason,
+                    permanent=True,
+                ),
+            )
+        log.error("chunks.rejected", document_id=str(event.document_id), reason=reason)
+        self.wake_relay()

@@ -1,0 +1,173 @@
+"""SQL of the query schema. Functions flush; the caller's unit of work commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vectrion_query.access import TENANT_VISIBILITY, AccessScope
+from vectrion_query.models import chunks, conversations, document_progress, messages
+
+# --- chunk read model + indexing progress ------------------------------------------
+
+
+async def insert_chunks(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Bulk insert; rows already present (redelivery) are left alone. Returns rows inserted."""
+    if not rows:
+        return 0
+    result = await session.execute(
+        insert(chunks).values(list(rows)).on_conflict_do_nothing(index_elements=[chunks.c.chunk_id]).returning(
+            chunks.c.chunk_id
+        )
+    )
+    return len(result.all())
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    total_chunks: int
+    indexed_event_emitted: bool
+
+
+async def lock_progress(
+    session: AsyncSession, document_id: uuid.UUID, generation: int, tenant_id: uuid.UUID, total_chunks: int
+) -> Progress:
+    """Create the progress row if needed and lock it, so concurrent batches of one document serialise here."""
+    await session.execute(
+        insert(document_progress)
+        .values(document_id=document_id, generation=generation, tenant_id=tenant_id, total_chunks=total_chunks)
+        .on_conflict_do_nothing()
+    )
+    row = (
+        await session.execute(
+            sa.select(document_progress.c.total_chunks, document_progress.c.indexed_event_emitted)
+            .where(document_progress.c.document_id == document_id, document_progress.c.generation == generation)
+            .with_for_update()
+        )
+    ).one()
+    return Progress(total_chunks=row.total_chunks, indexed_event_emitted=row.indexed_event_emitted)
+
+
+async def count_chunks(session: AsyncSession, document_id: uuid.UUID, generation: int) -> int:
+    count = await session.scalar(
+        sa.select(sa.func.count()).where(chunks.c.document_id == document_id, chunks.c.generation == generation)
+    )
+    return int(count or 0)
+
+
+async def update_progress(
+    session: AsyncSession, document_id: uuid.UUID, generation: int, indexed_chunks: int, emitted: bool
+) -> None:
+    await session.execute(
+        sa.update(document_progress)
+        .where(document_progress.c.document_id == document_id, document_progress.c.generation == generation)
+        .values(indexed_chunks=indexed_chunks, indexed_event_emitted=emitted, updated_at=sa.func.now())
+    )
+
+
+def _visible_to(scope: AccessScope) -> sa.ColumnElement[bool]:
+    """The read-model twin of the vector store's scope filter (defence in depth)."""
+    return sa.and_(
+        chunks.c.tenant_id == scope.tenant_id,
+        sa.or_(chunks.c.visibility == TENANT_VISIBILITY, chunks.c.owner_id == scope.user_id),
+    )
+
+
+async def fetch_visible_chunks(
+    session: AsyncSession, chunk_ids: Sequence[uuid.UUID], scope: AccessScope
+) -> dict[uuid.UUID, Any]:
+    if not chunk_ids:
+        return {}
+    rows = (
+        await session.execute(
+            sa.select(
+                chunks.c.chunk_id,
+                chunks.c.document_id,
+                chunks.c.generation,
+                chunks.c.chunk_index,
+                chunks.c.text,
+                chunks.c.page_start,
+                chunks.c.page_end,
+                chunks.c.filename,
+            ).where(chunks.c.chunk_id.in_(list(chunk_ids)), _visible_to(scope))
+        )
+    ).all()
+    return {row.chunk_id: row for row in rows}
+
+
+# --- conversations -----------------------------------------------------------------------
+
+
+def _owned_by(scope: AccessScope) -> sa.ColumnElement[bool]:
+    return sa.and_(conversations.c.tenant_id == scope.tenant_id, conversations.c.user_id == scope.user_id)
+
+
+async def conversation_exists(session: AsyncSession, conversation_id: uuid.UUID, scope: AccessScope) -> bool:
+    found = await session.scalar(
+        sa.select(conversations.c.id).where(conversations.c.id == conversation_id, _owned_by(scope))
+    )
+    return found is not None
+
+
+async def create_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID, scope: AccessScope, title: str
+) -> None:
+    await session.execute(
+        sa.insert(conversations).values(
+            id=conversation_id, tenant_id=scope.tenant_id, user_id=scope.user_id, title=title
+        )
+    )
+
+
+async def add_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    await session.execute(sa.insert(messages), list(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    id: uuid.UUID
+    title: str
+    created_at: datetime
+    message_count: int
+
+
+async def list_conversations(session: AsyncSession, scope: AccessScope, limit: int) -> list[ConversationSummary]:
+    count = sa.select(sa.func.count()).where(messages.c.conversation_id == conversations.c.id).scalar_subquery()
+    rows = (
+        await session.execute(
+            sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at, count.label("n"))
+            .where(_owned_by(scope))
+            .order_by(conversations.c.created_at.desc(), conversations.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [ConversationSummary(r.id, r.title, r.created_at, r.n) for r in rows]
+
+
+async def get_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID, scope: AccessScope
+) -> tuple[ConversationSummary, list[sa.Row[Any]]] | None:
+    head = (
+        await session.execute(
+            sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at).where(
+                conversations.c.id == conversation_id, _owned_by(scope)
+            )
+        )
+    ).first()
+    if head is None:
+        return None
+    rows = (
+        await session.execute(
+            sa.select(messages)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.created_at, messages.c.role.desc())  # user before assistant at equal times
+        )
+    ).all()
+    return ConversationSummary(head.id, head.title, head.created_at, len(rows)), list(rows)

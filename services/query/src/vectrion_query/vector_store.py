@@ -1,0 +1,173 @@
+"""The vector index seam and its Qdrant implementation.
+
+Local mode (``path=``) is the embedded default: it takes a process-wide lock, so
+exactly one query process may open it; set ``QDRANT_URL`` for a server. Point
+ids are the deterministic chunk ids, so re-upserting a batch is harmless.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from qdrant_client import AsyncQdrantClient
+from qdrant_client import models as qm
+
+from vectrion_query.access import TENANT_VISIBILITY, AccessScope
+from vectrion_query.settings import QuerySettings
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPoint:
+    chunk_id: uuid.UUID
+    vector: Sequence[float]
+    tenant_id: uuid.UUID
+    document_id: uuid.UUID
+    generation: int
+    chunk_index: int
+    owner_id: uuid.UUID
+    visibility: str
+    page_start: int | None
+    page_end: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    chunk_id: uuid.UUID
+    score: float
+
+
+class VectorStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def upsert(self, points: Sequence[IndexPoint]) -> None: ...
+
+    async def search(self, vector: Sequence[float], scope: AccessScope, limit: int) -> list[SearchHit]:
+        """Nearest chunks the scope may see; there is deliberately no unscoped variant."""
+        ...
+
+    async def count(self, document_id: uuid.UUID, generation: int) -> int: ...
+
+
+def scope_filter(scope: AccessScope) -> qm.Filter:
+    """The mandatory Qdrant filter: tenant_id == caller's tenant AND (visibility == tenant OR owner == caller)."""
+    return qm.Filter(
+        must=[
+            qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=str(scope.tenant_id))),
+            qm.Filter(
+                should=[
+                    qm.FieldCondition(key="visibility", match=qm.MatchValue(value=TENANT_VISIBILITY)),
+                    qm.FieldCondition(key="owner_id", match=qm.MatchValue(value=str(scope.user_id))),
+                ]
+            ),
+        ]
+    )
+
+
+_PAYLOAD_INDEXES: dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams] = {
+    "tenant_id": qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True),
+    "document_id": qm.PayloadSchemaType.KEYWORD,
+    "owner_id": qm.PayloadSchemaType.KEYWORD,
+    "visibility": qm.PayloadSchemaType.KEYWORD,
+    "generation": qm.PayloadSchemaType.INTEGER,
+}
+
+
+class QdrantVectorStore:
+    def __init__(self, client: AsyncQdrantClient, collection: str, dimension: int, *, server: bool) -> None:
+        self._client = client
+        self._collection = collection
+        self._dimension = dimension
+        self._server = server
+
+    async def start(self) -> None:
+        if not await self._client.collection_exists(self._collection):
+            await self._client.create_collection(
+                self._collection,
+                vectors_config=qm.VectorParams(size=self._dimension, distance=qm.Distance.COSINE),
+            )
+        info = await self._client.get_collection(self._collection)
+        vectors = info.config.params.vectors
+        if isinstance(vectors, qm.VectorParams) and vectors.size != self._dimension:
+            raise RuntimeError(
+                f"qdrant collection {self._collection!r} has dimension {vectors.size}, "
+                f"the embedder produces {self._dimension}"
+            )
+        # Local mode ignores payload indexes (and warns); a server uses them for filtered search.
+        if self._server:
+            for field, schema in _PAYLOAD_INDEXES.items():
+                await self._client.create_payload_index(self._collection, field, field_schema=schema, wait=True)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def ping(self) -> None:
+        await self._client.collection_exists(self._collection)
+
+    async def upsert(self, points: Sequence[IndexPoint]) -> None:
+        if not points:
+            return
+        await self._client.upsert(
+            self._collection,
+            points=[
+                qm.PointStruct(
+                    id=str(p.chunk_id),
+                    vector=list(p.vector),
+                    payload={
+                        "tenant_id": str(p.tenant_id),
+                        "document_id": str(p.document_id),
+                        "generation": p.generation,
+                        "chunk_index": p.chunk_index,
+                        "owner_id": str(p.owner_id),
+                        "visibility": p.visibility,
+                        "page_start": p.page_start,
+                        "page_end": p.page_end,
+                    },
+                )
+                for p in points
+            ],
+            wait=True,
+        )
+
+    async def search(self, vector: Sequence[float], scope: AccessScope, limit: int) -> list[SearchHit]:
+        response = await self._client.query_points(
+            self._collection,
+            query=list(vector),
+            query_filter=scope_filter(scope),
+            limit=limit,
+            with_payload=False,
+        )
+        return [SearchHit(chunk_id=uuid.UUID(str(p.id)), score=p.score) for p in response.points]
+
+    async def count(self, document_id: uuid.UUID, generation: int) -> int:
+        result = await self._client.count(
+            self._collection,
+            count_filter=qm.Filter(
+                must=[
+                    qm.FieldCondition(key="document_id", match=qm.MatchValue(value=str(document_id))),
+                    qm.FieldCondition(key="generation", match=qm.MatchValue(value=generation)),
+                ]
+            ),
+            exact=True,
+        )
+        return result.count
+
+
+def make_vector_store(settings: QuerySettings) -> VectorStore:
+    match settings.vector_store:
+        case "qdrant":
+            if settings.qdrant_url:
+                api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+                client = AsyncQdrantClient(url=settings.qdrant_url, api_key=api_key)
+            else:
+                settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+                client = AsyncQdrantClient(path=str(settings.qdrant_path))
+            return QdrantVectorStore(
+                client, settings.qdrant_collection, settings.embedding_dimension, server=bool(settings.qdrant_url)
+            )
