@@ -1,0 +1,1 @@
+"""Vectrion ingest: documents, their files and their status."""

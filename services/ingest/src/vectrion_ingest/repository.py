@@ -1,0 +1,68 @@
+"""SQL for the documents table. Flushes only; the caller's unit of work commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from vectrion_common.identity import Identity
+
+from vectrion_ingest.models import documents
+from vectrion_ingest.status import DocumentStatus
+
+DocumentRow = sa.Row[Any]
+
+
+def _visible_to(identity: Identity) -> sa.ColumnElement[bool]:
+    """The caller's tenant only (platform admins included); private documents only for their owner."""
+    return sa.and_(
+        documents.c.tenant_id == identity.tenant_id,
+        sa.or_(documents.c.visibility == "tenant", documents.c.owner_id == identity.user_id),
+        documents.c.status != DocumentStatus.DELETED.value,
+    )
+
+
+class DocumentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def find_by_sha256(self, tenant_id: uuid.UUID, sha256: str) -> DocumentRow | None:
+        result = await self._session.execute(
+            sa.select(documents).where(documents.c.tenant_id == tenant_id, documents.c.sha256 == sha256)
+        )
+        return result.first()
+
+    async def get_visible(self, identity: Identity, document_id: uuid.UUID) -> DocumentRow | None:
+        result = await self._session.execute(
+            sa.select(documents).where(documents.c.id == document_id, _visible_to(identity))
+        )
+        return result.first()
+
+    async def list_visible(self, identity: Identity, *, limit: int, offset: int) -> Sequence[DocumentRow]:
+        result = await self._session.execute(
+            sa.select(documents)
+            .where(_visible_to(identity))
+            .order_by(documents.c.created_at.desc(), documents.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return result.all()
+
+    async def insert(self, **values: Any) -> DocumentRow:
+        result = await self._session.execute(sa.insert(documents).values(**values).returning(*documents.c))
+        return result.one()
+
+    async def lock(self, document_id: uuid.UUID) -> DocumentRow | None:
+        """The row, locked until the transaction ends, so concurrent events apply one at a time."""
+        result = await self._session.execute(
+            sa.select(documents).where(documents.c.id == document_id).with_for_update()
+        )
+        return result.first()
+
+    async def update(self, document_id: uuid.UUID, **values: Any) -> None:
+        await self._session.execute(
+            sa.update(documents).where(documents.c.id == document_id).values(**values, updated_at=sa.func.now())
+        )
