@@ -94,9 +94,13 @@ def delete_broker_namespace(namespace: str) -> None:
 @pytest.fixture
 async def admin_conn() -> AsyncIterator[object]:
     """A superuser connection to the test DB, for assertions and clean-up across schemas."""
+    import asyncio
+
     import asyncpg
 
-    migrate_services()
+    # In a thread: migrate_services runs asyncio.run, and pytest's copy of this module
+    # (importlib mode) has not seen the migrations a test module's ``from conftest import`` ran.
+    await asyncio.to_thread(migrate_services)
     conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DB)
     try:
         yield conn
