@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 from vectrion_ingest.errors import EmptyFile, EncryptedPdf, FileTooLarge, InvalidPdf, TooManyPages, UnsupportedFileType
 from vectrion_ingest.validation import clean_filename, sniff_content_type, validate_upload
 
-PDFS = Path("/work/shared/data/pdfs")
+from conftest import SHARED_DATA
+
+PDFS = SHARED_DATA / "pdfs"
 MANIFEST = list(csv.DictReader((PDFS / "manifest.csv").open(encoding="utf-8")))
 LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pages": 2000}
 
