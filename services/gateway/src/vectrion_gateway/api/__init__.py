@@ -1,0 +1,1 @@
+"""Thin FastAPI routers of the gateway."""

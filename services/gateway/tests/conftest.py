@@ -1,0 +1,194 @@
+"""Gateway fixtures: the migrated test DB, a gateway app with its lifespan, a real loopback upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from vectrion_common.identity import IDENTITY_HEADER, verify_identity
+from vectrion_common.problems import ProblemError
+from vectrion_gateway.main import create_app
+from vectrion_gateway.settings import GatewaySettings
+
+from conftest import ADMIN_URL, TEST_DB, migrate_services
+
+JWT_SECRET = "gateway-test-jwt-secret-0123456789abcdef"
+INTERNAL_SECRET = "gateway-test-internal-secret-0123456789"
+ADMIN_EMAIL = "root@example.com"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def make_settings(**overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "db_name": TEST_DB,
+        "jwt_secret": JWT_SECRET,
+        "internal_token_secret": INTERNAL_SECRET,
+        "bootstrap_admin_email": ADMIN_EMAIL,
+        "bootstrap_admin_password": ADMIN_PASSWORD,
+        "log_json": False,
+        **overrides,
+    }
+    return GatewaySettings(**values)
+
+
+@pytest.fixture(scope="session")
+def gateway_db() -> str:
+    # Sync on purpose: migrate_services drives its own event loop (asyncio.run).
+    return migrate_services("gateway")
+
+
+@pytest.fixture
+async def admin_conn(gateway_db: str) -> AsyncIterator[Any]:
+    """Superuser connection to the test DB.
+
+    Shadows the root ``admin_conn``: that one calls ``migrate_services()``,
+    whose ``asyncio.run`` fails inside the running test loop, and under
+    ``--import-mode=importlib`` ``from conftest import migrate_services`` is a
+    second copy of the module, so our sync ``gateway_db`` call cannot mark the
+    root one's state as provisioned.
+    """
+    conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + gateway_db)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def clean_gateway(admin_conn: Any) -> None:
+    await admin_conn.execute("DELETE FROM gateway.users")
+    await admin_conn.execute("DELETE FROM gateway.tenants")
+
+
+GatewayFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def gateway(clean_gateway: None) -> AsyncIterator[GatewayFactory]:
+    """Call with settings overrides; yields an httpx client on a started gateway app."""
+    stack: list[Any] = []
+
+    async def start(**overrides: Any) -> httpx.AsyncClient:
+        app = create_app(make_settings(**overrides))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+        stack.append((lifespan, client))
+        return client
+
+    yield start
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def login(client: httpx.AsyncClient, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> str:
+    response = await client.post("/v1/auth/token", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+# --- a real HTTP upstream on a loopback port -------------------------------------
+
+
+async def _echo(request: Request) -> Response:
+    digest, size = hashlib.sha256(), 0
+    async for chunk in request.stream():
+        digest.update(chunk)
+        size += len(chunk)
+    identity: dict[str, str] | None = None
+    identity_error: str | None = None
+    token = request.headers.get(IDENTITY_HEADER)
+    if token:
+        try:
+            verified = verify_identity(token, INTERNAL_SECRET)
+            identity = {"user_id": str(verified.user_id), "tenant_id": str(verified.tenant_id), "role": verified.role}
+        except ProblemError as exc:
+            identity_error = exc.detail
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": [[k, v] for k, v in request.headers.items()],
+            "body_sha256": digest.hexdigest(),
+            "body_size": size,
+            "identity": identity,
+            "identity_error": identity_error,
+        },
+        status_code=int(request.query_params.get("echo_status", "200")),
+        headers={"X-Upstream": "echo"},
+    )
+
+
+async def _slow(_: Request) -> Response:
+    await asyncio.sleep(5)
+    return Response("too late")
+
+
+async def _stream(_: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(3):
+            yield f"data: {i}\n\n".encode()
+            await asyncio.sleep(0.01)
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+echo_app = Starlette(
+    routes=[
+        Route("/v1/search", _slow, methods=ALL_METHODS),
+        Route("/v1/conversations", _stream, methods=ALL_METHODS),
+        Route("/{path:path}", _echo, methods=ALL_METHODS),
+    ]
+)
+
+
+def free_port_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session")
+async def upstream_url() -> AsyncIterator[str]:
+    """An echo service under uvicorn on 127.0.0.1 (a real socket, not an in-process transport).
+
+    ``/v1/search`` never answers in time and ``/v1/conversations`` streams SSE
+    chunks; every other path echoes what it received.
+    """
+    sock = free_port_socket()
+    server = uvicorn.Server(uvicorn.Config(echo_app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):  # uvicorn exposes a flag, not an event
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "the echo upstream did not start"
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    await task
+    sock.close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on."""
+    sock = free_port_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"
