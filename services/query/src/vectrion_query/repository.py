@@ -127,7 +127,9 @@ async def create_conversation(
 
 
 async def add_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    await session.execute(sa.insert(messages), list(rows))
+    # One statement per row: an executemany would take its column list from the first row only.
+    for row in rows:
+        await session.execute(sa.insert(messages).values(**row))
 
 
 @dataclass(frozen=True, slots=True)
