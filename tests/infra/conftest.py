@@ -21,17 +21,17 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def k8s_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """infra/k8s copied aside, with each git-ignored ``*.env`` filled in from its ``.example``.
+    """infra/k8s copied aside, with each git-ignored ``*.env`` taken from its ``.example``.
 
     Overlays generate their Secret from a git-ignored env file; a fresh clone
-    (CI) has only the example, so the render uses that, the way a developer would.
+    (CI) has only the example, so the render always uses that (never a
+    developer's real secrets), the way a developer starts.
     """
     target = tmp_path_factory.mktemp("k8s") / "k8s"
     shutil.copytree(K8S_DIR, target)
     for example in target.rglob("*.env.example"):
         real = example.with_name(example.name.removesuffix(".example"))
-        if not real.exists():
-            shutil.copyfile(example, real)
+        shutil.copyfile(example, real)
     return target
 
 

@@ -56,6 +56,8 @@ def test_infra_yaml_file_parses(path: Path) -> None:
 def test_infra_has_the_expected_yaml_files() -> None:
     names = {str(p.relative_to(REPO_ROOT)) for p in yaml_files()}
     assert "infra/compose/compose.yaml" in names
+    assert {"infra/k8s/base/kustomization.yaml", "infra/k8s/overlays/dev/kustomization.yaml"} <= names
+    assert "infra/k8s/overlays/prod/kustomization.yaml" in names
 
 
 # ------------------------------------------------------------------ compose
