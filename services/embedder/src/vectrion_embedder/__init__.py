@@ -1,0 +1,1 @@
+"""Vectrion embedder: text -> vectors, for ingestion batches and low-latency query RPCs."""

@@ -1,0 +1,145 @@
+"""The embedder with the real model and the real RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from faststream.rabbit import RabbitBroker
+from vectrion_common.contracts import (
+    ChunkPayload,
+    ChunksEmbeddedV1,
+    DocumentMeta,
+    EmbeddingRequestedV1,
+    EmbedRequest,
+    EmbedResponse,
+)
+from vectrion_common.ids import derived_event_id
+from vectrion_common.messaging.broker import declare_consumer_topology, publish_event
+from vectrion_common.messaging.topology import Topology
+from vectrion_embedder.handlers import RPC_NAME
+from vectrion_embedder.main import create_app
+from vectrion_embedder.model import Embedder, make_embedder
+from vectrion_embedder.settings import EmbedderSettings
+
+from conftest import RABBITMQ_URL
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Iterator[Embedder]:
+    yield make_embedder(EmbedderSettings())
+
+
+@pytest.fixture(scope="module")
+async def running(broker_namespace: str, embedder: Embedder) -> AsyncIterator[tuple[Any, RabbitBroker, Topology]]:
+    """The embedder app, plus a client broker with a probe queue on chunks.embedded.v1."""
+    settings = EmbedderSettings(broker_namespace=broker_namespace, rabbitmq_url=RABBITMQ_URL)
+    topology = Topology(broker_namespace)
+    app = create_app(settings, embedder=embedder)
+    client = RabbitBroker(RABBITMQ_URL)
+    received: asyncio.Queue[ChunksEmbeddedV1] = asyncio.Queue()
+
+    @client.subscriber(topology.consumer_queue("probe", ChunksEmbeddedV1), exchange=topology.events)
+    async def probe(body: dict[str, Any]) -> None:
+        await received.put(ChunksEmbeddedV1.model_validate(body))
+
+    async with app.router.lifespan_context(app):
+        await client.connect()
+        await declare_consumer_topology(client, topology, "probe", [ChunksEmbeddedV1])
+        await client.start()
+        app.state.probe_received = received
+        yield app, client, topology
+        await client.stop()
+
+
+async def _rpc(client: RabbitBroker, topology: Topology, texts: list[str]) -> EmbedResponse:
+    response = await client.request(
+        EmbedRequest(texts=texts).model_dump(), queue=topology.rpc_queue(RPC_NAME), timeout=30
+    )
+    return EmbedResponse.model_validate(await response.decode())
+
+
+async def test_rpc_returns_unit_vectors_that_rank_similar_texts_higher(running: Any) -> None:
+    _, client, topology = running
+    texts = [
+        "How do I reset my password?",
+        "Steps to change a forgotten account password",
+        "The recipe needs two cups of flour and an egg.",
+    ]
+    reply = await _rpc(client, topology, texts)
+    assert reply.model_id == "all-MiniLM-L6-v2" and reply.dimension == 384
+    assert len(reply.vectors) == 3 and all(len(v) == 384 for v in reply.vectors)
+    assert all(math.isclose(math.sqrt(_cosine(v, v)), 1.0, abs_tol=1e-4) for v in reply.vectors)
+    query, similar, unrelated = reply.vectors
+    assert _cosine(query, similar) > 0.5 > _cosine(query, unrelated)
+    assert _cosine(query, similar) > _cosine(query, unrelated) + 0.3
+
+
+def _request(texts: list[str]) -> EmbeddingRequestedV1:
+    document_id = uuid.uuid4()
+    return EmbeddingRequestedV1(
+        tenant_id=uuid.uuid4(),
+        document_id=document_id,
+        generation=2,
+        trace={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        batch_index=1,
+        batch_count=3,
+        total_chunks=70,
+        document=DocumentMeta(owner_id=uuid.uuid4(), filename="report.pdf", visibility="tenant"),
+        chunks=[
+            ChunkPayload(chunk_id=uuid.uuid4(), chunk_index=32 + i, text=t, page_start=i + 1, page_end=i + 2)
+            for i, t in enumerate(texts)
+        ],
+    )
+
+
+async def test_batch_request_becomes_chunks_embedded_with_derived_event_id(running: Any, embedder: Embedder) -> None:
+    app, client, topology = running
+    request = _request(["Quorum queues replicate messages.", "Chunks carry page numbers for citations."])
+    await publish_event(client, topology, request)
+    embedded: ChunksEmbeddedV1 = await asyncio.wait_for(app.state.probe_received.get(), 30)
+
+    assert embedded.event_id == derived_event_id(request.event_id, "embedded")
+    assert (embedded.tenant_id, embedded.document_id, embedded.generation) == (
+        request.tenant_id,
+        request.document_id,
+        2,
+    )
+    assert (embedded.batch_index, embedded.batch_count, embedded.total_chunks) == (1, 3, 70)
+    assert embedded.document == request.document and embedded.trace == request.trace
+    assert (embedded.model_id, embedded.dimension) == ("all-MiniLM-L6-v2", 384)
+    assert [ChunkPayload(**c.model_dump(exclude={"vector"})) for c in embedded.chunks] == request.chunks
+    expected = await embedder.embed([c.text for c in request.chunks])
+    for chunk, vector in zip(embedded.chunks, expected, strict=True):
+        assert len(chunk.vector) == 384
+        assert _cosine(chunk.vector, vector) > 0.9999
+
+
+async def test_redelivered_request_yields_the_same_event_id(running: Any) -> None:
+    app, client, topology = running
+    request = _request(["Redelivery must be harmless."])
+    await publish_event(client, topology, request)
+    await publish_event(client, topology, request)
+    first = await asyncio.wait_for(app.state.probe_received.get(), 30)
+    second = await asyncio.wait_for(app.state.probe_received.get(), 30)
+    assert first.event_id == second.event_id == derived_event_id(request.event_id, "embedded")
+    assert first.chunks == second.chunks
+
+
+async def test_ready_once_the_model_and_broker_answer(running: Any) -> None:
+    app, _, _ = running
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        ready = await client.get("/readyz")
+        metrics = await client.get("/metrics")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"broker": "ok", "model": "ok"}
+    assert 'vectrion_embedder_texts_total{kind="rpc"}' in metrics.text
