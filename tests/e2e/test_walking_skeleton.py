@@ -41,7 +41,9 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
         yield authed
 
 
-def upload_and_wait(client: httpx.Client, stack: Stack, path: Path, timeout: float = 180) -> tuple[dict[str, Any], float]:
+def upload_and_wait(
+    client: httpx.Client, stack: Stack, path: Path, timeout: float = 180
+) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     with path.open("rb") as f:
         response = client.post("/v1/documents", files={"file": (path.name, f, "application/pdf")})

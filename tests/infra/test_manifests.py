@@ -276,3 +276,27 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------ images the infra assumes
+
+
+@pytest.mark.parametrize("service", SERVICE_PORTS)
+def test_service_image_runs_as_uid_10001_on_its_port(service: str) -> None:
+    """compose and k8s assume USER 10001 (runAsUser, fsGroup, secret file modes) and the service's port."""
+    dockerfile = REPO_ROOT / "services" / service / "Dockerfile"
+    if not dockerfile.exists():
+        pytest.skip(f"services/{service}/Dockerfile is not written yet (owned by the {service} service)")
+    text = dockerfile.read_text(encoding="utf-8")
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert users and users[-1] in ("10001", "10001:10001"), f"{service}: last USER is {users}"
+    assert re.search(rf"--port[\"',\s]+{SERVICE_PORTS[service]}\b", text), (
+        f"{service} must listen on {SERVICE_PORTS[service]}"
+    )
+
+
+def test_migrate_image_holds_every_data_service_where_the_commands_look() -> None:
+    text = (REPO_ROOT / "infra" / "docker" / "migrate.Dockerfile").read_text(encoding="utf-8")
+    for service in SERVICES_WITH_DATA:
+        assert f"COPY services/{service} /src/services/{service}" in text
+    assert re.search(r"^USER 10001$", text, flags=re.MULTILINE)

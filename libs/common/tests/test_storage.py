@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+
 from vectrion_common.storage import (
     BlobNotFound,
     BlobStore,

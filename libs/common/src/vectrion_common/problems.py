@@ -7,6 +7,7 @@ maps them to HTTP once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
@@ -52,7 +53,12 @@ class UpstreamUnavailable(ProblemError):
 
 
 def problem_response(
-    status: int, type_: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
@@ -67,7 +73,9 @@ async def handle_problem(_: Request, exc: Exception) -> JSONResponse:
 async def handle_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    return problem_response(422, "validation-error", "Invalid request", "the request body or parameters are invalid", errors=errors)
+    return problem_response(
+        422, "validation-error", "Invalid request", "the request body or parameters are invalid", errors=errors
+    )
 
 
 async def handle_http(_: Request, exc: Exception) -> JSONResponse:

@@ -36,7 +36,9 @@ async def provision(admin_url: str, db_name: str, services: tuple[str, ...] = SE
             role = db_role(service)
             if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
                 # Local default password = role name; deployments set real ones out of band.
-                await admin.execute(f"CREATE ROLE {_ident(role)} LOGIN PASSWORD '{role}' NOSUPERUSER NOCREATEDB NOCREATEROLE")
+                await admin.execute(
+                    f"CREATE ROLE {_ident(role)} LOGIN PASSWORD '{role}' NOSUPERUSER NOCREATEDB NOCREATEROLE"
+                )
         await admin.execute("SELECT pg_advisory_unlock(hashtext('vectrion-provisioning'))")
     finally:
         await admin.close()

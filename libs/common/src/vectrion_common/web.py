@@ -80,7 +80,8 @@ def create_service_app(
             except Exception as exc:  # any failure means "not ready", with the reason
                 results[name] = f"error: {type(exc).__name__}"
         ready = all(v == "ok" for v in results.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": results}, status_code=200 if ready else 503)
+        body = {"status": "ok" if ready else "unavailable", "checks": results}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app).expose(
         app, endpoint="/metrics", include_in_schema=False
