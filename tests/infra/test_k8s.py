@@ -321,7 +321,7 @@ def _ingress_sources(objects: list[Obj], service: str) -> list[tuple[Any, Any]]:
 
 
 def _is_monitoring(peers: Any) -> bool:
-    return peers == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    return bool(peers == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}])
 
 
 def test_gateway_accepts_traffic_from_anywhere_on_8000(rendered: dict[str, list[Obj]]) -> None:
