@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from vectrion_chunker.chunking import ChunkingRules, chunk_blocks, overlap_tail, split_long_text
 from vectrion_chunker.cleaning import Block
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from vectrion_chunker.extraction import UnreadableDocument, extract_pdf
 
 PDFS = Path("/work/shared/data/pdfs")

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
+
+from conftest import RABBITMQ_URL, migrate_services
 from vectrion_chunker.main import create_app
 from vectrion_chunker.settings import ChunkerSettings
 from vectrion_common.contracts import (
@@ -25,8 +27,6 @@ from vectrion_common.ids import chunk_id
 from vectrion_common.messaging.broker import declare_consumer_topology, publish_event
 from vectrion_common.messaging.topology import Topology
 from vectrion_common.storage import LocalBlobStore, StorageSettings
-
-from conftest import RABBITMQ_URL, migrate_services
 
 PDFS = Path("/work/shared/data/pdfs")
 PROBED: tuple[type[Event], ...] = (DocumentChunkedV1, EmbeddingRequestedV1, DocumentFailedV1)

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
+
+from conftest import RABBITMQ_URL
 from vectrion_common.contracts import (
     ChunkPayload,
     ChunksEmbeddedV1,
@@ -26,8 +28,6 @@ from vectrion_embedder.handlers import RPC_NAME
 from vectrion_embedder.main import create_app
 from vectrion_embedder.model import Embedder, make_embedder
 from vectrion_embedder.settings import EmbedderSettings
-
-from conftest import RABBITMQ_URL
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

@@ -13,12 +13,6 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from vectrion_common.contracts import DocumentUploadedV1, Event
-from vectrion_common.db import unit_of_work
-from vectrion_common.logs import bind_context, clear_context, get_logger
-from vectrion_common.messaging.inbox import claim_message
-from vectrion_common.messaging.outbox import OutboxRelay, add_event
-from vectrion_common.storage import BlobNotFound, BlobStore
 
 from vectrion_chunker import repository
 from vectrion_chunker.chunking import ChunkingRules
@@ -26,6 +20,12 @@ from vectrion_chunker.extraction import UnreadableDocument
 from vectrion_chunker.models import inbox, outbox
 from vectrion_chunker.outgoing import chunked_events, failed_event
 from vectrion_chunker.pipeline import ChunkedDocument, chunk_pdf
+from vectrion_common.contracts import DocumentUploadedV1, Event
+from vectrion_common.db import unit_of_work
+from vectrion_common.logs import bind_context, clear_context, get_logger
+from vectrion_common.messaging.inbox import claim_message
+from vectrion_common.messaging.outbox import OutboxRelay, add_event
+from vectrion_common.storage import BlobNotFound, BlobStore
 
 CONSUMER = "chunker"
 

@@ -6,6 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
+from vectrion_chunker.chunking import ChunkingRules
+from vectrion_chunker.handlers import CONSUMER, UploadHandler
+from vectrion_chunker.models import outbox
+from vectrion_chunker.settings import ChunkerSettings
 from vectrion_common.contracts import DocumentUploadedV1
 from vectrion_common.db import make_engine, make_sessionmaker, ping
 from vectrion_common.logs import configure_logging
@@ -15,11 +20,6 @@ from vectrion_common.messaging.topology import Topology
 from vectrion_common.settings import load_settings
 from vectrion_common.storage import make_blob_store
 from vectrion_common.web import create_service_app
-
-from vectrion_chunker.chunking import ChunkingRules
-from vectrion_chunker.handlers import CONSUMER, UploadHandler
-from vectrion_chunker.models import outbox
-from vectrion_chunker.settings import ChunkerSettings
 
 BROKER_PING_TIMEOUT = 2.0
 

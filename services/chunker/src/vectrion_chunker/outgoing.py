@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from vectrion_chunker.pipeline import ChunkedDocument
 from vectrion_common.contracts import (
     ChunkPayload,
     DocumentChunkedV1,
@@ -15,8 +16,6 @@ from vectrion_common.contracts import (
     Event,
 )
 from vectrion_common.ids import chunk_id, derived_event_id
-
-from vectrion_chunker.pipeline import ChunkedDocument
 
 STAGE = "chunker"
 

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from vectrion_common.ids import chunk_id
 
 from vectrion_chunker.chunking import Chunk
 from vectrion_chunker.models import chunks, inbox
+from vectrion_common.ids import chunk_id
 
 
 async def was_handled(session: AsyncSession, consumer: str, message_id: uuid.UUID) -> bool:

@@ -13,6 +13,7 @@ import time
 
 from faststream.rabbit import RabbitBroker
 from prometheus_client import Counter, Histogram
+
 from vectrion_common.contracts import (
     ChunksEmbeddedV1,
     EmbeddedChunk,
@@ -24,7 +25,6 @@ from vectrion_common.ids import derived_event_id
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.broker import publish_event
 from vectrion_common.messaging.topology import Topology
-
 from vectrion_embedder.model import Embedder
 
 CONSUMER = "embedder"

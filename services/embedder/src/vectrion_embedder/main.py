@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from faststream.rabbit import Channel
+
 from vectrion_common.contracts import EmbeddingRequestedV1, EmbedRequest, EmbedResponse
 from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.messaging.broker import declare_consumer_topology, make_broker
 from vectrion_common.messaging.topology import Topology
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
-
 from vectrion_embedder.handlers import CONSUMER, RPC_NAME, handle_embed_rpc, handle_embedding_requested
 from vectrion_embedder.model import Embedder, make_embedder
 from vectrion_embedder.settings import EmbedderSettings
