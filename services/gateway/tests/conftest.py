@@ -16,12 +16,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from conftest import ADMIN_URL, TEST_DB, migrate_services
 from vectrion_common.identity import IDENTITY_HEADER, verify_identity
 from vectrion_common.problems import ProblemError
 from vectrion_gateway.main import create_app
 from vectrion_gateway.settings import GatewaySettings
-
-from conftest import ADMIN_URL, TEST_DB, migrate_services
 
 JWT_SECRET = "gateway-test-jwt-secret-0123456789abcdef"
 INTERNAL_SECRET = "gateway-test-internal-secret-0123456789"

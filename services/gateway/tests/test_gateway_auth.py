@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+
 from vectrion_common.db import make_engine, make_sessionmaker
 from vectrion_common.settings import SettingsError
 from vectrion_gateway.bootstrap import bootstrap_admin

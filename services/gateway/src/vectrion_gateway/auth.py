@@ -13,8 +13,8 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from vectrion_common.identity import Identity
 
+from vectrion_common.identity import Identity
 from vectrion_gateway.context import GatewayContext, gateway_context
 from vectrion_gateway.errors import Forbidden, Unauthorized
 from vectrion_gateway.models import Role

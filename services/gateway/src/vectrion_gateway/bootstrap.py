@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
-
 from vectrion_gateway.models import Role
 from vectrion_gateway.passwords import hash_password
 from vectrion_gateway.repository import TenantRepository, UserRepository

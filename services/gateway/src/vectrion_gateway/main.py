@@ -8,11 +8,11 @@ from functools import partial
 
 import httpx
 from fastapi import FastAPI
+
 from vectrion_common.db import make_engine, make_sessionmaker, ping
 from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
-
 from vectrion_gateway.api import admin, auth, proxy
 from vectrion_gateway.bootstrap import bootstrap_admin
 from vectrion_gateway.context import GatewayContext

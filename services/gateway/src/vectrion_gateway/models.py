@@ -10,6 +10,7 @@ import enum
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
+
 from vectrion_common.db import service_metadata
 
 metadata = service_metadata("gateway")

@@ -17,11 +17,11 @@ import structlog
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
+
 from vectrion_common.identity import IDENTITY_HEADER, sign_identity
 from vectrion_common.logs import get_logger
 from vectrion_common.tracing import current_traceparent
 from vectrion_common.web import REQUEST_ID_HEADER
-
 from vectrion_gateway.auth import Principal
 from vectrion_gateway.context import GatewayContext
 from vectrion_gateway.errors import UpstreamTimeout, UpstreamUnavailable

@@ -6,7 +6,6 @@ import uuid
 
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
-
 from vectrion_gateway.context import GatewayContext
 from vectrion_gateway.errors import Conflict, InvalidCredentials, ProblemError
 from vectrion_gateway.models import Role
