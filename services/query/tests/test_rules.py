@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
+from qdrant_client import AsyncQdrantClient
+
 from vectrion_common.contracts import GuardrailVerdict
 from vectrion_common.identity import Identity
 from vectrion_query.access import access_scope
@@ -16,7 +19,7 @@ from vectrion_query.query_embedding import VectorCache
 from vectrion_query.retrieval import RetrievedChunk, limit_per_page
 from vectrion_query.settings import QuerySettings
 from vectrion_query.tokens import HuggingFaceTokenizerCounter, make_token_counter
-from vectrion_query.vector_store import scope_filter
+from vectrion_query.vector_store import QdrantVectorStore, scope_filter
 
 
 def test_scope_filter_requires_tenant_and_shared_or_own() -> None:
@@ -93,3 +96,18 @@ def test_qdrant_url_can_come_from_the_plain_env_var(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("QDRANT_URL")
     assert QuerySettings().qdrant_url is None
     assert QuerySettings().qdrant_path == Path("var/qdrant")
+
+
+async def test_vector_store_start_creates_the_collection_and_rejects_a_dimension_change() -> None:
+    client = AsyncQdrantClient(location=":memory:")
+    # server=True also exercises the payload-index calls (the in-memory client accepts and ignores them).
+    store = QdrantVectorStore(client, "chunks", 4, server=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        await store.start()
+        await store.start()  # idempotent
+    info = await client.get_collection("chunks")
+    assert info.config.params.vectors.size == 4  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="dimension 4"):
+        await QdrantVectorStore(client, "chunks", 384, server=False).start()
+    await client.close()

@@ -22,6 +22,8 @@ import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
 from prometheus_client import REGISTRY
+
+from conftest import RABBITMQ_URL, migrate_services
 from vectrion_common.contracts import (
     ChunksEmbeddedV1,
     DocumentFailedV1,
@@ -41,8 +43,6 @@ from vectrion_common.messaging.broker import declare_consumer_topology, publish_
 from vectrion_common.messaging.topology import Topology
 from vectrion_query.main import create_app
 from vectrion_query.settings import QuerySettings
-
-from conftest import RABBITMQ_URL, migrate_services
 
 SECRET = "test-secret"
 DIMENSION = 384

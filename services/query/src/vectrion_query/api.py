@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from vectrion_common.identity import CurrentIdentity
 from vectrion_common.problems import NotFound
-
 from vectrion_query import repository
 from vectrion_query.access import access_scope
 from vectrion_query.asking import QuestionService

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from vectrion_common.contracts import GuardrailVerdict
 from vectrion_common.db import unit_of_work
 from vectrion_common.identity import Identity
 from vectrion_common.logs import get_logger
 from vectrion_common.problems import NotFound
-
 from vectrion_query import repository
 from vectrion_query.access import access_scope
 from vectrion_query.answering import AnswerDraft, Answerer, Citation

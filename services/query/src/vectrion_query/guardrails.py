@@ -13,9 +13,9 @@ import uuid
 from typing import Protocol
 
 from faststream.rabbit import RabbitBroker
+
 from vectrion_common.contracts import Direction, GuardrailCheckRequest, GuardrailVerdict
 from vectrion_common.messaging.topology import Topology
-
 from vectrion_query.errors import GuardrailsUnavailable
 from vectrion_query.rpc import RpcFailed, call
 from vectrion_query.settings import QuerySettings

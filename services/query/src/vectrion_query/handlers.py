@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
+
 from vectrion_common.contracts import ChunksEmbeddedV1, Event
 from vectrion_common.logs import bind_context, clear_context
 from vectrion_common.messaging.topology import Topology
-
 from vectrion_query.indexing import CONSUMER, ChunkIndexer
 
 CONSUMED_EVENTS: tuple[type[Event], ...] = (ChunksEmbeddedV1,)

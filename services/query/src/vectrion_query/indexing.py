@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from vectrion_common.contracts import ChunksEmbeddedV1, DocumentFailedV1, DocumentIndexedV1
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
 from vectrion_common.messaging.outbox import add_event
-
 from vectrion_query import repository
 from vectrion_query.models import inbox, outbox
 from vectrion_query.vector_store import IndexPoint, VectorStore

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from vectrion_common.db import make_engine, make_sessionmaker, ping
 from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.messaging.broker import declare_consumer_topology, make_broker
@@ -19,7 +20,6 @@ from vectrion_common.messaging.outbox import OutboxRelay
 from vectrion_common.messaging.topology import Topology
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
-
 from vectrion_query.answering import make_answerer
 from vectrion_query.api import router
 from vectrion_query.asking import QuestionService

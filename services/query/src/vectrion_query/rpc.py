@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from faststream.rabbit import RabbitBroker
 from pydantic import BaseModel, ValidationError
+
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.topology import Topology
 

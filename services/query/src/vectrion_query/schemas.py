@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
 from vectrion_common.contracts import GuardrailVerdict
 
 MAX_TOP_K = 50

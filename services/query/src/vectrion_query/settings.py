@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
 from vectrion_common.settings import ServiceSettings
 
 
