@@ -206,3 +206,29 @@ async def test_missing_file_fails_permanently(app_and_blobs: Any, probe: Probe) 
     await probe.wait_for(lambda _: bool(probe.of(upload.document_id, DocumentFailedV1)))
     [failed] = probe.of(upload.document_id, DocumentFailedV1)
     assert failed.permanent and "missing" in failed.reason
+
+
+async def test_a_new_generation_replaces_chunks_and_a_late_old_one_is_ignored(
+    app_and_blobs: Any, probe: Probe, admin_conn: Any
+) -> None:
+    _, blobs = app_and_blobs
+    first = await _upload(blobs, "pypdfsamples_pdflatex-4-pages.pdf")
+    second = first.model_copy(update={"event_id": uuid.uuid4(), "generation": 2})
+    late_first = first.model_copy(update={"event_id": uuid.uuid4()})  # gen 1 republished after gen 2
+
+    def chunked(generation: int) -> list[Any]:
+        return [e for e in probe.of(first.document_id, DocumentChunkedV1) if e.generation == generation]
+
+    await publish_event(probe.broker, probe.topology, first)
+    await probe.wait_for(lambda _: bool(chunked(1)))
+    await publish_event(probe.broker, probe.topology, second)
+    await probe.wait_for(lambda _: bool(chunked(2)))
+    await publish_event(probe.broker, probe.topology, late_first)
+    sentinel = await _upload(blobs, "pdfplumber_password-example.pdf")
+    await publish_event(probe.broker, probe.topology, sentinel)
+    await probe.wait_for(lambda _: bool(probe.of(sentinel.document_id, DocumentFailedV1)))
+    await asyncio.sleep(0.5)
+
+    rows = await _chunk_rows(admin_conn, first.document_id)
+    assert rows and {r["generation"] for r in rows} == {2}
+    assert len(chunked(1)) == 1 and len(chunked(2)) == 1
