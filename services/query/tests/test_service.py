@@ -47,6 +47,7 @@ from vectrion_query.settings import QuerySettings
 SECRET = "test-secret"
 DIMENSION = 384
 BLOCK_MARKER = "xyzzy-forbidden"
+REDACT_MARKER = "alice@example.com"
 PROBED: tuple[type[Event], ...] = (DocumentIndexedV1, DocumentFailedV1)
 
 
@@ -111,6 +112,9 @@ async def peers(broker_namespace: str) -> AsyncIterator[Peers]:
                 rule_ids=["test-marker"],
                 policy_version="t1",
             )
+        elif REDACT_MARKER in request.text:
+            redacted = request.text.replace(REDACT_MARKER, "[REDACTED]")
+            verdict = GuardrailVerdict(allowed=True, action="redact", redacted_text=redacted, policy_version="t1")
         else:
             verdict = GuardrailVerdict(allowed=True, action="allow", policy_version="t1")
         return verdict.model_dump()
@@ -482,6 +486,26 @@ async def test_blocked_question_is_refused_before_retrieval(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert peers.embed_calls == embeds_before
     assert await admin_conn.fetchval("SELECT count(*) FROM query.conversations WHERE user_id = $1", user_id) == 0
+
+
+async def test_redacted_question_is_what_gets_answered_and_stored(
+    client: httpx.AsyncClient, handbook: Doc, admin_conn: Any
+) -> None:
+    user = as_user(handbook.tenant_id, handbook.owner_id)
+    response = await client.post(
+        "/v1/query", json={"question": f"Can annual plans be refunded? I am {REDACT_MARKER}"}, headers=user
+    )
+    body = response.json()
+    assert body["guardrails"]["input"]["action"] == "redact"
+    assert body["citations"][0]["chunk_id"] == str(handbook.chunk_id(3))
+    stored = await admin_conn.fetch(
+        "SELECT content FROM query.messages WHERE conversation_id = $1", uuid.UUID(body["conversation_id"])
+    )
+    assert stored and all(REDACT_MARKER not in m["content"] for m in stored)
+    title = await admin_conn.fetchval(
+        "SELECT title FROM query.conversations WHERE id = $1", uuid.UUID(body["conversation_id"])
+    )
+    assert "[REDACTED]" in title
 
 
 async def test_guardrails_timeout_fails_closed_with_503(client: httpx.AsyncClient, handbook: Doc, peers: Peers) -> None:

@@ -88,6 +88,7 @@ class QuestionService:
                 categories=verdict_in.categories,
                 policy_version=verdict_in.policy_version,
             )
+        # A redacting input policy wins everywhere downstream: retrieval, answer and what we store.
         effective = verdict_in.redacted_text if verdict_in.action == "redact" and verdict_in.redacted_text else question
 
         retrieval = await self.retriever.retrieve(effective, scope, self.top_k)
@@ -122,11 +123,11 @@ class QuestionService:
 
         async with unit_of_work(self.sessions) as session:
             if new_conversation:
-                await repository.create_conversation(session, conversation_id, scope, question[:TITLE_LENGTH])
+                await repository.create_conversation(session, conversation_id, scope, effective[:TITLE_LENGTH])
             await repository.add_messages(
                 session,
                 [
-                    {"id": uuid.uuid4(), "conversation_id": conversation_id, "role": "user", "content": question},
+                    {"id": uuid.uuid4(), "conversation_id": conversation_id, "role": "user", "content": effective},
                     {
                         "id": message_id,
                         "conversation_id": conversation_id,
