@@ -65,10 +65,18 @@ async def admin_conn(gateway_db: str) -> AsyncIterator[Any]:
         await conn.close()
 
 
+async def _delete_gateway_rows(conn: Any) -> None:
+    await conn.execute("DELETE FROM gateway.users")
+    await conn.execute("DELETE FROM gateway.tenants")
+
+
 @pytest.fixture
-async def clean_gateway(admin_conn: Any) -> None:
-    await admin_conn.execute("DELETE FROM gateway.users")
-    await admin_conn.execute("DELETE FROM gateway.tenants")
+async def clean_gateway(admin_conn: Any) -> AsyncIterator[None]:
+    """Empty gateway tables before and after: a platform admin left behind would stop
+    the next gateway started on this DB (e.g. the e2e stack) from bootstrapping its own."""
+    await _delete_gateway_rows(admin_conn)
+    yield
+    await _delete_gateway_rows(admin_conn)
 
 
 GatewayFactory = Callable[..., Any]
