@@ -38,26 +38,42 @@ def test_env() -> dict[str, str]:
     return {"VECTRION_DB_NAME": TEST_DB, "VECTRION_RABBITMQ_URL": RABBITMQ_URL}
 
 
-_migrated: set[str] = set()
+_migrated: set[tuple[str, str]] = set()
 
 
-def migrate_services(*services: str) -> str:
-    """Provision roles + schemas in the test DB and migrate the named services (once per run)."""
+def migrate_services(*services: str, db: str = TEST_DB) -> str:
+    """Provision roles + schemas in ``db`` and migrate the named services (once per run)."""
     import asyncio
 
     from vectrion_common.migrate import upgrade
     from vectrion_common.provisioning import provision
     from vectrion_common.settings import ServiceSettings
 
-    if not _migrated:
-        asyncio.run(provision(ADMIN_URL, TEST_DB))
-        _migrated.add("")
-    settings = ServiceSettings(db_name=TEST_DB)
+    if (db, "") not in _migrated:
+        asyncio.run(provision(ADMIN_URL, db))
+        _migrated.add((db, ""))
+    settings = ServiceSettings(db_name=db)
     for service in services:
-        if service not in _migrated:
+        if (db, service) not in _migrated:
             upgrade(REPO_ROOT / "services", service, settings)
-            _migrated.add(service)
-    return TEST_DB
+            _migrated.add((db, service))
+    return db
+
+
+def drop_database(db: str) -> None:
+    """Drop a database a stack or benchmark created for itself."""
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(ADMIN_URL)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("VECTRION_TEST_DB", "vectrion_bench")
-
 import httpx
 import pypdf
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import REPO_ROOT, TEST_DB, migrate_services
+from conftest import REPO_ROOT, drop_database, migrate_services
 
 SERVICES = ("gateway", "ingest", "chunker", "embedder", "query", "guardrails")
 
@@ -30,6 +30,7 @@ class Stack:
     ports: dict[str, int]
     var_dir: Path
     log_path: Path
+    db_name: str
 
     @property
     def gateway_url(self) -> str:
@@ -50,15 +51,18 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        drop_database(self.db_name)
 
 
 def start_stack(var_dir: Path, broker_namespace: str, timeout: float = 240.0) -> Stack:
-    migrate_services("gateway", "ingest", "chunker", "query")
+    """A stack with its own database (``vectrion_<namespace>``) and broker namespace."""
+    db_name = f"vectrion_{broker_namespace}"
+    migrate_services("gateway", "ingest", "chunker", "query", db=db_name)
     ports = {service: free_port() for service in SERVICES}
     env = {
         **os.environ,
         "VECTRION_VAR_DIR": str(var_dir),
-        "VECTRION_DB_NAME": TEST_DB,
+        "VECTRION_DB_NAME": db_name,
         "VECTRION_BROKER_NAMESPACE": broker_namespace,
         "VECTRION_BOOTSTRAP_ADMIN_EMAIL": "admin@e2e.test",
         **{f"VECTRION_{service.upper()}_PORT": str(port) for service, port in ports.items()},
@@ -76,7 +80,7 @@ def start_stack(var_dir: Path, broker_namespace: str, timeout: float = 240.0) ->
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    stack = Stack(process, ports, var_dir, log_path)
+    stack = Stack(process, ports, var_dir, log_path, db_name)
     deadline = time.monotonic() + timeout
     pending = set(SERVICES)
     while pending and time.monotonic() < deadline:
