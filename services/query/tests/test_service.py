@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
@@ -87,9 +88,23 @@ class Peers:
         return [e for e in self.received if isinstance(e, kind) and e.document_id == document_id]
 
 
-@pytest.fixture(scope="session")
-async def peers(broker_namespace: str) -> AsyncIterator[Peers]:
-    topology = Topology(broker_namespace)
+@pytest.fixture(scope="module")
+async def namespace(broker_namespace: str) -> AsyncIterator[str]:
+    """A sub-namespace of the session's: our fake RPC responders must never answer another
+    service's tests (nor theirs ours) when the whole monorepo runs in one session."""
+    own = f"{broker_namespace}.query"
+    yield own
+    # Queues ("<session ns>.query....") go with the session namespace; our exchanges do not.
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        for exchange in (Topology(own).events.name, Topology(own).dead_letters.name):
+            channel = await connection.channel()
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture(scope="module")
+async def peers(namespace: str) -> AsyncIterator[Peers]:
+    topology = Topology(namespace)
     broker = RabbitBroker(RABBITMQ_URL)
     found = Peers(broker, topology)
 
@@ -146,10 +161,10 @@ def query_db() -> str:
 
 
 @pytest.fixture(scope="module")
-async def app(query_db: str, broker_namespace: str, peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Any:
+async def app(query_db: str, namespace: str, peers: Peers, tmp_path_factory: pytest.TempPathFactory) -> Any:
     settings = QuerySettings(
         db_name=query_db,
-        broker_namespace=broker_namespace,
+        broker_namespace=namespace,
         rabbitmq_url=RABBITMQ_URL,
         internal_token_secret=SECRET,
         qdrant_path=tmp_path_factory.mktemp("qdrant"),
@@ -285,15 +300,15 @@ HANDBOOK = [
 
 
 async def test_embedded_batches_become_rows_and_points_and_exactly_one_indexed_event(
-    app: Any, peers: Peers, admin_conn: Any, broker_namespace: str
+    app: Any, peers: Peers, admin_conn: Any, namespace: str
 ) -> None:
     doc = make_doc(HANDBOOK)
     batches = doc.batches(3)
     assert len(batches) == 3
-    before = acked_batches(broker_namespace)
+    before = acked_batches(namespace)
 
     indexed = await index(peers, doc, batch_size=3)
-    await wait_acked(broker_namespace, before + 3)
+    await wait_acked(namespace, before + 3)
 
     total = len(HANDBOOK)
     assert indexed.chunk_count == total and indexed.generation == 1 and indexed.tenant_id == doc.tenant_id
@@ -315,7 +330,7 @@ async def test_embedded_batches_become_rows_and_points_and_exactly_one_indexed_e
         await peers.publish(batch)
     for batch in batches:
         await peers.publish(batch.model_copy(update={"event_id": uuid.uuid4()}))
-    await wait_acked(broker_namespace, before + 3 + 6)
+    await wait_acked(namespace, before + 3 + 6)
     await asyncio.sleep(0.5)  # let a (wrong) second document.indexed.v1 reach the probe if one was staged
 
     assert await read_model_count(admin_conn, doc) == total
@@ -325,12 +340,12 @@ async def test_embedded_batches_become_rows_and_points_and_exactly_one_indexed_e
     assert outbox_left == 0
 
 
-async def test_indexed_event_waits_for_the_last_batch(app: Any, peers: Peers, broker_namespace: str) -> None:
+async def test_indexed_event_waits_for_the_last_batch(app: Any, peers: Peers, namespace: str) -> None:
     doc = make_doc(HANDBOOK)
     first, *rest = doc.batches(3)
-    before = acked_batches(broker_namespace)
+    before = acked_batches(namespace)
     await peers.publish(first)
-    await wait_acked(broker_namespace, before + 1)
+    await wait_acked(namespace, before + 1)
     await asyncio.sleep(0.3)
     assert peers.events(DocumentIndexedV1, doc.document_id) == []
     for batch in rest:
