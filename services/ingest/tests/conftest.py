@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
+from conftest import RABBITMQ_URL, SHARED_DATA, TEST_DB, migrate_services
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 from vectrion_common.storage import StorageSettings
 from vectrion_ingest.main import create_app
 from vectrion_ingest.settings import IngestSettings
-
-from conftest import RABBITMQ_URL, SHARED_DATA, TEST_DB, migrate_services
 
 PDFS = SHARED_DATA / "pdfs"
 SECRET = "test-secret"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 
 GOOD_PDF = "docling_multi_page.pdf"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vectrion_common.settings import SettingsError
 from vectrion_ingest.main import create_app
 from vectrion_ingest.settings import IngestSettings

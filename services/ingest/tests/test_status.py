@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vectrion_ingest.status import Decision, DocumentStatus, PipelineStep, decide
 
 S = DocumentStatus

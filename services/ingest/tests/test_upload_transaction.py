@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+
 import vectrion_ingest.service
 from vectrion_common.messaging.outbox import add_event
 from vectrion_ingest.models import documents, outbox

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 
 import pytest
-from vectrion_ingest.errors import EmptyFile, EncryptedPdf, FileTooLarge, InvalidPdf, TooManyPages, UnsupportedFileType
-from vectrion_ingest.validation import clean_filename, sniff_content_type, validate_upload
 
 from conftest import SHARED_DATA
+from vectrion_ingest.errors import EmptyFile, EncryptedPdf, FileTooLarge, InvalidPdf, TooManyPages, UnsupportedFileType
+from vectrion_ingest.validation import clean_filename, sniff_content_type, validate_upload
 
 PDFS = SHARED_DATA / "pdfs"
 MANIFEST = list(csv.DictReader((PDFS / "manifest.csv").open(encoding="utf-8")))

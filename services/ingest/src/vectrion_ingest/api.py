@@ -6,9 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+
 from vectrion_common.contracts import Visibility
 from vectrion_common.identity import CurrentIdentity
-
 from vectrion_ingest.schemas import DocumentList, DocumentOut
 from vectrion_ingest.service import DocumentService
 from vectrion_ingest.validation import check_size, clean_filename

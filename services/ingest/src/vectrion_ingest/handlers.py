@@ -12,12 +12,12 @@ from typing import Any
 
 from faststream.rabbit import RabbitBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from vectrion_common.contracts import DocumentChunkedV1, DocumentFailedV1, DocumentIndexedV1, Event
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
 from vectrion_common.messaging.topology import Topology
-
 from vectrion_ingest.models import inbox
 from vectrion_ingest.repository import DocumentRepository
 from vectrion_ingest.status import DocumentStatus, PipelineStep, decide

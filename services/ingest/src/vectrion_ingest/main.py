@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from vectrion_common.db import make_engine, make_sessionmaker, ping
 from vectrion_common.logs import configure_logging
 from vectrion_common.messaging.broker import declare_consumer_topology, make_broker
@@ -14,7 +15,6 @@ from vectrion_common.messaging.topology import Topology
 from vectrion_common.settings import load_settings
 from vectrion_common.storage import make_blob_store
 from vectrion_common.web import create_service_app
-
 from vectrion_ingest.api import router
 from vectrion_ingest.handlers import CONSUMED_EVENTS, CONSUMER, register_handlers
 from vectrion_ingest.models import outbox

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
+
 from vectrion_common.db import service_metadata
 from vectrion_common.messaging.inbox import inbox_table
 from vectrion_common.messaging.outbox import outbox_table

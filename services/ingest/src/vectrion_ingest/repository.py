@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from vectrion_common.identity import Identity
 
+from vectrion_common.identity import Identity
 from vectrion_ingest.models import documents
 from vectrion_ingest.status import DocumentStatus
 

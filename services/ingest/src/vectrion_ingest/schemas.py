@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
-from vectrion_common.contracts import Visibility
 
+from vectrion_common.contracts import Visibility
 from vectrion_ingest.status import DocumentStatus
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from vectrion_common.contracts import DocumentUploadedV1, Visibility
 from vectrion_common.db import unit_of_work
 from vectrion_common.identity import Identity
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.outbox import add_event
 from vectrion_common.storage import BlobStore
-
 from vectrion_ingest.errors import DocumentNotFound, DuplicateDocument
 from vectrion_ingest.models import outbox
 from vectrion_ingest.repository import DocumentRepository, DocumentRow

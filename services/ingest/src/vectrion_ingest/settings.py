@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
+
 from vectrion_common.settings import ServiceSettings
 from vectrion_common.storage import StorageSettings
 
