@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from conftest import SHARED_DATA
 from vectrion_chunker.extraction import UnreadableDocument, extract_pdf
 
-PDFS = Path("/work/shared/data/pdfs")
+PDFS = SHARED_DATA / "pdfs"
 
 
 def test_text_pdf_yields_elements_on_every_page() -> None:

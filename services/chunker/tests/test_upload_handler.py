@@ -13,7 +13,7 @@ import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
 
-from conftest import RABBITMQ_URL, migrate_services
+from conftest import RABBITMQ_URL, SHARED_DATA, migrate_services
 from vectrion_chunker.main import create_app
 from vectrion_chunker.settings import ChunkerSettings
 from vectrion_common.contracts import (
@@ -28,7 +28,7 @@ from vectrion_common.messaging.broker import declare_consumer_topology, publish_
 from vectrion_common.messaging.topology import Topology
 from vectrion_common.storage import LocalBlobStore, StorageSettings
 
-PDFS = Path("/work/shared/data/pdfs")
+PDFS = SHARED_DATA / "pdfs"
 PROBED: tuple[type[Event], ...] = (DocumentChunkedV1, EmbeddingRequestedV1, DocumentFailedV1)
 
 
