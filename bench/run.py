@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pypdf
 
-from conftest import REPO_ROOT, SHARED_DATA, delete_broker_namespace
 from tests.e2e.stack import start_stack
+from tests.harness import REPO_ROOT, SHARED_DATA, delete_broker_namespace
 
 RESULTS = REPO_ROOT / "bench" / "results"
 

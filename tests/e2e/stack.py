@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import REPO_ROOT, drop_database, migrate_services
+from tests.harness import REPO_ROOT, drop_database, migrate_services
 
 SERVICES = ("gateway", "ingest", "chunker", "embedder", "query", "guardrails")
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import SHARED_DATA
 from tests.e2e.stack import Stack, start_stack
+from tests.harness import SHARED_DATA
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from faststream.rabbit import RabbitBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from conftest import ADMIN_URL, RABBITMQ_URL
+from tests.harness import ADMIN_URL, RABBITMQ_URL
 from vectrion_common.contracts import DocumentIndexedV1
 from vectrion_common.db import make_sessionmaker, service_metadata
 from vectrion_common.messaging.broker import declare_consumer_topology

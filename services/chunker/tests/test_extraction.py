@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SHARED_DATA
+from tests.harness import SHARED_DATA
 from vectrion_chunker.extraction import UnreadableDocument, extract_pdf
 
 PDFS = SHARED_DATA / "pdfs"

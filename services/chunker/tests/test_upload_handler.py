@@ -13,7 +13,7 @@ import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
 
-from conftest import RABBITMQ_URL, SHARED_DATA, migrate_services
+from tests.harness import RABBITMQ_URL, SHARED_DATA, migrate_services
 from vectrion_chunker.main import create_app
 from vectrion_chunker.settings import ChunkerSettings
 from vectrion_common.contracts import (

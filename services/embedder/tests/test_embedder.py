@@ -12,7 +12,7 @@ import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
 
-from conftest import RABBITMQ_URL
+from tests.harness import RABBITMQ_URL
 from vectrion_common.contracts import (
     ChunkPayload,
     ChunksEmbeddedV1,

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from conftest import ADMIN_URL, TEST_DB, migrate_services
+from tests.harness import ADMIN_URL, TEST_DB, migrate_services
 from vectrion_common.identity import IDENTITY_HEADER, verify_identity
 from vectrion_common.problems import ProblemError
 from vectrion_gateway.main import create_app

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from conftest import SHARED_DATA
+from tests.harness import SHARED_DATA
 from vectrion_common.contracts import GuardrailCheckRequest
 from vectrion_guardrails import pii
 from vectrion_guardrails.normalise import fold, for_matching

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
 
-from conftest import RABBITMQ_URL
+from tests.harness import RABBITMQ_URL
 from vectrion_common.contracts import GuardrailCheckRequest, GuardrailVerdict
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 from vectrion_common.messaging.topology import Topology

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from conftest import RABBITMQ_URL, SHARED_DATA, TEST_DB, migrate_services
+from tests.harness import RABBITMQ_URL, SHARED_DATA, TEST_DB, migrate_services
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 from vectrion_common.storage import StorageSettings
 from vectrion_ingest.main import create_app

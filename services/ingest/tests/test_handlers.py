@@ -11,7 +11,7 @@ import pytest
 from faststream.rabbit import RabbitBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conftest import RABBITMQ_URL
+from tests.harness import RABBITMQ_URL
 from vectrion_common.contracts import DocumentChunkedV1, DocumentFailedV1, DocumentIndexedV1, DocumentUploadedV1
 from vectrion_common.db import make_engine, make_sessionmaker
 from vectrion_common.messaging.broker import declare_consumer_topology, publish_event

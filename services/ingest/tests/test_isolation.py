@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from conftest import TEST_DB
+from tests.harness import TEST_DB
 
 
 async def _connect_as_ingest() -> asyncpg.Connection:

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from conftest import SHARED_DATA
+from tests.harness import SHARED_DATA
 from vectrion_ingest.errors import EmptyFile, EncryptedPdf, FileTooLarge, InvalidPdf, TooManyPages, UnsupportedFileType
 from vectrion_ingest.validation import clean_filename, sniff_content_type, validate_upload
 

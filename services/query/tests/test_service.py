@@ -24,7 +24,7 @@ import pytest
 from faststream.rabbit import RabbitBroker
 from prometheus_client import REGISTRY
 
-from conftest import RABBITMQ_URL, migrate_services
+from tests.harness import RABBITMQ_URL, migrate_services
 from vectrion_common.contracts import (
     ChunksEmbeddedV1,
     DocumentFailedV1,
