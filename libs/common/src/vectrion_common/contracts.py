@@ -141,7 +141,9 @@ class EmbedResponse(BaseModel):
     vectors: list[list[float]]
 
 
-Direction = Literal["input", "output"]
+# "document": text from an uploaded file (a chunk), checked for instructions hidden in it
+# (indirect prompt injection) at ingestion and again when it is retrieved.
+Direction = Literal["input", "output", "document"]
 
 
 class GuardrailCheckRequest(BaseModel):
@@ -149,6 +151,11 @@ class GuardrailCheckRequest(BaseModel):
     direction: Direction
     tenant_id: uuid.UUID | None = None
     canary: str | None = Field(default=None, description="per-request secret that must never appear in output")
+    history: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="the user's earlier turns in this conversation, oldest first: attacks split across turns",
+    )
 
 
 class GuardrailVerdict(BaseModel):
@@ -159,3 +166,14 @@ class GuardrailVerdict(BaseModel):
     rule_ids: list[str] = Field(default_factory=list)
     redacted_text: str | None = None
     policy_version: str
+
+
+class GuardrailScanRequest(BaseModel):
+    """Many document chunks at once (direction "document"): one round trip per batch, not per chunk."""
+
+    texts: list[str] = Field(min_length=1, max_length=256)
+    tenant_id: uuid.UUID | None = None
+
+
+class GuardrailScanResponse(BaseModel):
+    verdicts: list[GuardrailVerdict]

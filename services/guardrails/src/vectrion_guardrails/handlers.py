@@ -1,15 +1,23 @@
-"""The RPC subscriber: query asks ``<ns>.rpc.guardrails`` and gets a verdict back."""
+"""RPC subscribers: query asks ``<ns>.rpc.guardrails`` for one verdict; the chunker (and
+query, for retrieved chunks) asks ``<ns>.rpc.guardrails_scan`` for a batch of document chunks."""
 
 from __future__ import annotations
 
 from faststream.rabbit import RabbitBroker
 
-from vectrion_common.contracts import GuardrailCheckRequest, GuardrailVerdict
+from vectrion_common.contracts import (
+    GuardrailCheckRequest,
+    GuardrailScanRequest,
+    GuardrailScanResponse,
+    GuardrailVerdict,
+)
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.topology import Topology
 from vectrion_guardrails.policy import Policy, evaluate
 
 log = get_logger(__name__)
+
+SCAN_QUEUE = "guardrails_scan"
 
 
 def register_handlers(broker: RabbitBroker, topology: Topology, policy: Policy) -> None:
@@ -20,6 +28,26 @@ def register_handlers(broker: RabbitBroker, topology: Topology, policy: Policy) 
         log_verdict(request, verdict, via="rpc")
         return verdict
 
+    @broker.subscriber(topology.rpc_queue(SCAN_QUEUE))
+    async def scan(request: GuardrailScanRequest) -> GuardrailScanResponse:
+        return scan_chunks(request, policy)
+
+
+def scan_chunks(request: GuardrailScanRequest, policy: Policy) -> GuardrailScanResponse:
+    verdicts = [
+        evaluate(GuardrailCheckRequest(text=text, direction="document", tenant_id=request.tenant_id), policy)
+        for text in request.texts
+    ]
+    flagged = [i for i, v in enumerate(verdicts) if not v.allowed]
+    log.info(
+        "guardrails.scanned",
+        tenant_id=str(request.tenant_id) if request.tenant_id else None,
+        chunks=len(verdicts),
+        flagged=len(flagged),
+        rule_ids=sorted({r for i in flagged for r in verdicts[i].rule_ids}),
+    )
+    return GuardrailScanResponse(verdicts=verdicts)
+
 
 def log_verdict(request: GuardrailCheckRequest, verdict: GuardrailVerdict, via: str) -> None:
     # Never the text itself: it is user data and may hold exactly the PII we redact.
@@ -29,6 +57,8 @@ def log_verdict(request: GuardrailCheckRequest, verdict: GuardrailVerdict, via: 
         direction=request.direction,
         tenant_id=str(request.tenant_id) if request.tenant_id else None,
         action=verdict.action,
+        categories=verdict.categories,
         rule_ids=verdict.rule_ids,
         chars=len(request.text),
+        turns=len(request.history),
     )

@@ -18,8 +18,9 @@ from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
 from vectrion_guardrails import api
 from vectrion_guardrails.handlers import register_handlers
-from vectrion_guardrails.policy import Policy
+from vectrion_guardrails.policy import build_policy
 from vectrion_guardrails.settings import GuardrailsSettings
+from vectrion_guardrails.tenant_rules import load_policy_config
 
 log = get_logger(__name__)
 
@@ -28,8 +29,10 @@ def create_app(settings: GuardrailsSettings | None = None) -> FastAPI:
     settings = settings or load_settings(GuardrailsSettings)
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     internal_token_secret = settings.require_secret("internal_token_secret").get_secret_value()
-    policy = Policy(
+    policy = build_policy(
+        load_policy_config(settings.policy_file),
         max_input_chars=settings.max_input_chars,
+        max_input_tokens=settings.max_input_tokens,
         char_flood_run=settings.char_flood_run,
         token_flood_repeats=settings.token_flood_repeats,
     )
@@ -45,7 +48,13 @@ def create_app(settings: GuardrailsSettings | None = None) -> FastAPI:
 
         await broker.start()
         app.state.readiness_checks["broker"] = broker_ready
-        log.info("guardrails.started", policy_version=policy.version)
+        log.info(
+            "guardrails.started",
+            policy_version=policy.version,
+            tenants_with_own_rules=len(policy.tenant_rules),
+            injection_threshold=policy.injection_model.threshold if policy.injection_model else None,
+            unsafe_threshold=policy.unsafe_model.threshold if policy.unsafe_model else None,
+        )
         try:
             yield
         finally:
@@ -54,5 +63,6 @@ def create_app(settings: GuardrailsSettings | None = None) -> FastAPI:
     app = create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)
     app.state.internal_token_secret = internal_token_secret
     app.state.policy = policy
+    app.state.check_roles = list(settings.check_roles)
     app.include_router(api.router)
     return app

@@ -52,6 +52,12 @@ def iban_valid(candidate: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
+def us_ssn_valid(candidate: str) -> bool:
+    """Area 000, 666 and 900-999, group 00 and serial 0000 are never issued."""
+    area, group, serial = candidate.split("-")
+    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+
+
 _PHONE_PREFIX = re.compile(r"^(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?")
 
 
@@ -90,6 +96,14 @@ DETECTORS: tuple[Detector, ...] = (
         re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
         iban_valid,
     ),
+    Detector("pii.us_ssn", "pii", "national_id", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), us_ssn_valid),
+    Detector(
+        # UK National Insurance number: prefixes D, F, I, Q, U, V and second-letter O never occur.
+        "pii.uk_nino",
+        "pii",
+        "national_id",
+        re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"),
+    ),
     Detector(
         "pii.credit_card", "pii", "credit_card", re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])"), luhn_valid
     ),
@@ -99,7 +113,7 @@ DETECTORS: tuple[Detector, ...] = (
         "phone",
         re.compile(
             r"(?<![\w+.])(?:\+\d{8,15}"  # E.164 without separators
-            r"|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,6}){1,4})"
+            r"|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,8}){1,4})"
             r"(?!\w|\.\d)"
         ),
         _phone_shaped,

@@ -1,43 +1,59 @@
 """The guardrail policy: plain functions from a check request to a verdict.
 
-What it is, honestly: a deterministic, regex-based first line. It catches the
-common, well-known phrasings of prompt injection (also when disguised with
-fullwidth letters or zero-width characters, see :mod:`normalise`), personal
-data with a checksum or a clear shape, well-known credential formats, canary
-leaks and markdown exfiltration. It does not understand paraphrases,
-translations, homoglyphs or base64, and its scores are 1.0 for a rule that
-fired, not probabilities. A model-based classifier can be added as another
-rule that contributes hits the same way.
+Layers, in order: normalisation (:mod:`normalise`: NFKC, invisible
+characters, homoglyphs, spaced letters; leetspeak, rot13, base64/hex/percent
+decoded readings), rules (certain, score 1.0), then our small classifiers
+(:mod:`classifier`, probabilities). Measured detection and false-positive
+rates are in bench/results (``python -m bench.guardrails``).
 
-Direction ``input`` (the user's question): length limit, character and word
-floods, prompt injection -> block; PII and secrets -> redact.
-Direction ``output`` (the model's answer): canary leak -> block; markdown
-images and links to any host -> stripped (redact); PII and secrets -> redact.
+Direction ``input`` (the user's question): length / token / flood limits,
+prompt injection (also across the user's last turns), unsafe request
+categories and PII, each with the action the tenant's rules give it.
+Direction ``output`` (the answer): canary and system-prompt leakage -> block;
+markdown images/links stripped and HTML escaped (redact); PII and secrets
+redacted; unambiguous unsafe content -> tenant action.
+Direction ``document`` (a chunk of an uploaded file): prompt injection,
+including instructions addressed to the assistant -> block, which for a chunk
+means "quarantined": stored flagged and never put in front of a model.
+
+Every verdict says why: the rule ids that fired and the per-category scores.
 """
 
 from __future__ import annotations
 
+import functools
+import html
 import re
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Literal
 
 from vectrion_common.contracts import GuardrailCheckRequest, GuardrailVerdict
-from vectrion_guardrails import pii
+from vectrion_guardrails import classifier, injection, pii, unsafe
+from vectrion_guardrails.classifier import LinearModel
 from vectrion_guardrails.normalise import fold, for_matching
+from vectrion_guardrails.tenant_rules import POLICY_VERSION, Action, PolicyConfig, TenantRules, load_policy_config
 
-# Bump on any change to rules or their default thresholds.
-POLICY_VERSION = "2025.1"
-
-Action = Literal["allow", "warn", "redact", "block"]
 _SEVERITY: dict[Action, int] = {"allow": 0, "warn": 1, "redact": 2, "block": 3}
+HISTORY_TURNS = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     max_input_chars: int = 8_000
+    max_input_tokens: int = 2_000
     char_flood_run: int = 40
     token_flood_repeats: int = 25
     version: str = POLICY_VERSION
+    default_rules: TenantRules = field(default_factory=TenantRules)
+    tenant_rules: dict[uuid.UUID, TenantRules] = field(default_factory=dict)
+    injection_model: LinearModel | None = None
+    unsafe_model: LinearModel | None = None
+
+    def rules_for(self, tenant_id: uuid.UUID | None) -> TenantRules:
+        if tenant_id is None:
+            return self.default_rules
+        return self.tenant_rules.get(tenant_id, self.default_rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,99 +61,88 @@ class Hit:
     rule_id: str
     category: str
     action: Action
+    score: float = 1.0
 
-
-@dataclass(frozen=True, slots=True)
-class PatternRule:
-    rule_id: str
-    category: str
-    pattern: re.Pattern[str]
-
-
-# Matched against for_matching(text): NFKC-folded, case-folded, one space between words.
-INJECTION_RULES: tuple[PatternRule, ...] = (
-    PatternRule(
-        "injection.ignore_instructions",
-        "prompt_injection",
-        re.compile(
-            r"\b(?:ignore|disregard|forget|override|bypass|skip|drop)\b(?: [\w'-]+){0,3}? "
-            r"(?:all|any|every|previous|prior|above|earlier|preceding|former|your|system|initial|original)\b"
-            r"(?: [\w'-]+){0,3}? (?:instructions?|prompts?|rules|directives?|guidelines|guardrails|constraints|"
-            r"context|programming|policies)\b"
-        ),
-    ),
-    PatternRule(
-        "injection.reveal_system_prompt",
-        "prompt_injection",
-        re.compile(
-            r"\b(?:reveal|print|show|display|repeat|output|dump|leak|disclose|tell me|give me|write out|"
-            r"what (?:is|are|was|were))\b(?: [\w'-]+){0,4}? (?:your|the|its|my) (?:[\w'-]+ ){0,2}?"
-            r"(?:system|initial|hidden|original|secret|developer|pre-?prompt)[ -]?"
-            r"(?:prompts?|instructions?|messages?|rules|configuration)\b"
-        ),
-    ),
-    PatternRule(
-        "injection.repeat_above",
-        "prompt_injection",
-        re.compile(
-            r"\b(?:repeat|print|output|copy|echo)\b(?: [\w'-]+){0,3}? (?:everything|all(?: the)? (?:text|words)|"
-            r"the (?:text|words)) (?:above|before this|so far|verbatim)\b"
-        ),
-    ),
-    PatternRule(
-        "injection.persona_override",
-        "prompt_injection",
-        re.compile(
-            r"\byou are now\b.{0,40}?\b(?:dan|unrestricted|unfiltered|uncensored|jailbroken|"
-            r"in developer mode|no longer bound|free (?:of|from))\b"
-            r"|\bdo anything now\b"
-            r"|\b(?:developer|dan|god|jailbreak|unrestricted) mode\b"
-        ),
-    ),
-    PatternRule(
-        "injection.no_restrictions",
-        "prompt_injection",
-        re.compile(
-            r"\b(?:act|pretend|behave|respond|answer|roleplay|role-play)\b.{0,40}?\b(?:without|with no|free of|"
-            r"ignoring) (?:any |all |your )?(?:restrictions|filters|limits|limitations|guidelines|rules|"
-            r"censorship|safety)\b"
-        ),
-    ),
-    PatternRule(
-        "injection.chat_template_tokens",
-        "prompt_injection",
-        re.compile(r"<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id)\|?>|\[/?inst\]|<</?sys>>"),
-    ),
-)
 
 _MARKDOWN_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)|!\[[^\]\n]*\]\[[^\]\n]*\]|<img\b[^>]*>", re.I)
 _MARKDOWN_LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(\s*<?(?:[a-z][a-z0-9+.-]*:|//)[^)\n]*\)", re.I)
 _LINK_DEFINITION = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?(?:[a-z][a-z0-9+.-]*:|//)\S*.*$", re.I | re.M)
+_HTML_TAG = re.compile(r"</?[a-z!][^<>]*>", re.I)
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_PROMPT_DISCLOSURE = re.compile(
+    r"\b(?:my|the) (?:system prompt|system message|initial instructions|hidden instructions|developer instructions)"
+    r" (?:is|are|says|reads|was|were)\b|\bhere (?:is|are) my (?:system prompt|instructions)\b"
+)
+
+
+def approx_tokens(text: str) -> int:
+    """Word pieces: every word and punctuation mark, long words counted per 4 characters.
+
+    No tokenizer ships with guardrails (tiktoken downloads its files), so this
+    is an upper-bound-ish estimate that only has to stop absurd inputs.
+    """
+    return sum(max(1, len(piece) // 4) for piece in _TOKEN.findall(text))
 
 
 def evaluate(request: GuardrailCheckRequest, policy: Policy) -> GuardrailVerdict:
+    rules = policy.rules_for(request.tenant_id)
     folded = fold(request.text)
-    hits: list[Hit] = []
-    redacted = folded
-    if request.direction == "input":
-        if len(request.text) > policy.max_input_chars:
-            # Too long to be a question: refuse before spending time on the rest.
-            return _verdict([Hit("input.too_long", "length", "block")], None, policy)
-        hits += check_floods(folded, policy)
-        hits += check_injection(for_matching(request.text))
-    else:
-        if request.canary and canary_leaked(folded, request.canary):
-            hits.append(Hit("output.canary_leak", "leakage", "block"))
-        redacted, link_hits = strip_external_links(redacted)
-        hits += link_hits
-    matches = pii.find(redacted)
-    hits += [Hit(m.detector.rule_id, m.detector.category, "redact") for m in matches]
-    redacted = pii.redact(redacted, matches)
-    return _verdict(hits, redacted, policy)
+    match request.direction:
+        case "input":
+            if len(request.text) > policy.max_input_chars:
+                # Too long to be a question: refuse before spending time on the rest.
+                return _verdict([Hit("input.too_long", "length", "block")], None, policy)
+            if approx_tokens(folded) > policy.max_input_tokens:
+                return _verdict([Hit("input.too_many_tokens", "length", "block")], None, policy)
+            hits = check_floods(folded, policy)
+            hits += check_input_injection(request, policy, rules)
+            hits += check_unsafe(for_matching(request.text), policy, rules, strong_only=False)
+            return _with_pii(folded, hits, rules.pii, policy)
+        case "output":
+            hits = []
+            if request.canary and canary_leaked(folded, request.canary):
+                hits.append(Hit("output.canary_leak", "leakage", "block"))
+            if _PROMPT_DISCLOSURE.search(for_matching(request.text)):
+                hits.append(Hit("output.system_prompt_disclosure", "leakage", "block"))
+            text, link_hits = strip_external_links(folded)
+            hits += link_hits
+            text, html_hits = escape_html(text)
+            hits += html_hits
+            hits += check_unsafe(for_matching(request.text), policy, rules, strong_only=True)
+            return _with_pii(text, hits, "redact", policy)
+        case "document":
+            found = injection.detect(for_matching(request.text), request.text, policy.injection_model, document=True)
+            hits = [Hit(r, "prompt_injection", "block", found.score) for r in found.rule_ids]
+            return _verdict(hits, None, policy, extra_scores={"prompt_injection": found.score})
 
 
-def check_injection(matching_text: str) -> list[Hit]:
-    return [Hit(r.rule_id, r.category, "block") for r in INJECTION_RULES if r.pattern.search(matching_text)]
+def check_input_injection(request: GuardrailCheckRequest, policy: Policy, rules: TenantRules) -> list[Hit]:
+    matching = for_matching(request.text)
+    found = injection.detect(matching, request.text, policy.injection_model)
+    hits = [Hit(r, "prompt_injection", rules.injection, found.score) for r in found.rule_ids]
+    if not hits and request.history:
+        # An attack split across turns only reads as one when the turns are put back together.
+        joined_raw = "\n".join([*request.history[-HISTORY_TURNS:], request.text])
+        joined = injection.detect(for_matching(joined_raw), joined_raw, policy.injection_model)
+        hits = [Hit(f"{r}.across_turns", "prompt_injection", rules.injection, joined.score) for r in joined.rule_ids]
+    if not hits:
+        # Scored but not over the threshold: still reported, so the verdict explains the decision.
+        return [Hit("", "prompt_injection", "allow", found.score)]
+    return hits
+
+
+def check_unsafe(matching: str, policy: Policy, rules: TenantRules, *, strong_only: bool) -> list[Hit]:
+    found = unsafe.detect(matching, None if strong_only else policy.unsafe_model)
+    if not found.categories:
+        return [Hit("", "unsafe", "allow", found.score)] if not strong_only else []
+    hits = []
+    for category in found.categories:
+        action = rules.unsafe.get(category, rules.unsafe_default)
+        if action == "allow":
+            continue
+        for rule_id in found.rule_ids:
+            hits.append(Hit(f"{rule_id}:{category}", f"unsafe.{category}", action, found.score))
+    return hits
 
 
 def check_floods(folded: str, policy: Policy) -> list[Hit]:
@@ -176,15 +181,54 @@ def strip_external_links(text: str) -> tuple[str, list[Hit]]:
     return text, hits
 
 
-def _verdict(hits: list[Hit], redacted: str | None, policy: Policy) -> GuardrailVerdict:
-    action: Action = max((h.action for h in hits), key=_SEVERITY.__getitem__, default="allow")
-    categories = sorted({h.category for h in hits})
+def escape_html(text: str) -> tuple[str, list[Hit]]:
+    """HTML tags in an answer are shown as text, never rendered (scripts, iframes, autolinks)."""
+    if not _HTML_TAG.search(text):
+        return text, []
+    return _HTML_TAG.sub(lambda m: html.escape(m.group(), quote=False), text), [
+        Hit("output.html_escaped", "markup", "redact")
+    ]
+
+
+def _with_pii(text: str, hits: list[Hit], pii_action: Literal["redact", "block"], policy: Policy) -> GuardrailVerdict:
+    matches = pii.find(text)
+    hits = hits + [Hit(m.detector.rule_id, m.detector.category, pii_action) for m in matches]
+    return _verdict(hits, pii.redact(text, matches), policy)
+
+
+def _verdict(
+    hits: list[Hit], redacted: str | None, policy: Policy, extra_scores: dict[str, float] | None = None
+) -> GuardrailVerdict:
+    fired = [h for h in hits if h.rule_id]
+    action: Action = max((h.action for h in fired), key=_SEVERITY.__getitem__, default="allow")
+    scores: dict[str, float] = dict(extra_scores or {})
+    for h in hits:
+        scores[h.category] = round(max(scores.get(h.category, 0.0), h.score), 4)
+    categories = sorted({h.category for h in fired if h.action != "allow"})
     return GuardrailVerdict(
         allowed=action != "block",
         action=action,
         categories=categories,
-        scores={c: 1.0 for c in categories},
-        rule_ids=list(dict.fromkeys(h.rule_id for h in hits)),
+        scores={c: s for c, s in sorted(scores.items()) if s > 0 or c in categories},
+        rule_ids=list(dict.fromkeys(h.rule_id for h in fired)),
         redacted_text=redacted if action == "redact" else None,
         policy_version=policy.version,
+    )
+
+
+@functools.cache
+def _packaged_model(name: str) -> LinearModel:
+    return classifier.load(name)
+
+
+def build_policy(config: PolicyConfig | None = None, **limits: int) -> Policy:
+    """The policy with the committed classifiers and the given (or packaged default) config."""
+    config = config or load_policy_config(None)
+    return Policy(
+        version=config.version,
+        default_rules=config.default,
+        tenant_rules=config.tenants,
+        injection_model=_packaged_model("injection"),
+        unsafe_model=_packaged_model("unsafe"),
+        **limits,
     )

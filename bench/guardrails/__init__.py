@@ -1,0 +1,1 @@
+"""Guardrails evaluation: splits, training and the detection / false-positive / latency report."""

@@ -1,0 +1,3 @@
+from bench.guardrails.evaluate import main
+
+main()
