@@ -85,3 +85,38 @@ def delete_broker_namespace(namespace: str) -> None:
                 await channel.exchange_delete(f"{namespace}.{exchange}")
 
     asyncio.run(delete())
+
+
+def hidden_instruction_pdf(visible: list[str], hidden: str) -> bytes:
+    """A one-page PDF with ``visible`` lines in black 11 pt and ``hidden`` in white 1 pt text.
+
+    Hand-written (no PDF library): the kind of file an attacker uploads so that
+    text extraction, and so the model, reads instructions a human never sees.
+    """
+
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    lines = [f"({escape(line)}) Tj T*" for line in visible]
+    content = (
+        "BT /F1 11 Tf 14 TL 0 0 0 rg 72 740 Td " + " ".join(lines) + " ET\n"
+        f"BT /F1 1 Tf 1 1 1 rg 72 200 Td ({escape(hidden)}) Tj ET\n"
+    ).encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"endstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)

@@ -90,6 +90,7 @@ async def app_and_blobs(
         rabbitmq_url=RABBITMQ_URL,
         storage=StorageSettings(backend="local", local_root=tmp_path / "blobs"),
         embedding_batch_size=8,
+        chunk_scan="off",  # chunking alone; the guardrails scan has its own tests (test_chunk_scan.py)
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

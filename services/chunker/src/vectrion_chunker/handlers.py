@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vectrion_chunker import repository
+from vectrion_chunker.chunk_scan import ChunkScanner
 from vectrion_chunker.chunking import ChunkingRules
 from vectrion_chunker.extraction import UnreadableDocument
 from vectrion_chunker.models import inbox, outbox
@@ -38,6 +39,7 @@ EXTRACT_SECONDS = Histogram(
 )
 PAGES = Counter("vectrion_chunker_pages_total", "Pages extracted", ["with_text"])
 CHUNKS = Counter("vectrion_chunker_chunks_total", "Chunks stored")
+FLAGGED = Counter("vectrion_chunker_chunks_flagged_total", "Chunks the guardrails scan flagged (quarantined)")
 OUTCOMES = Counter("vectrion_chunker_documents_total", "Uploads handled, by outcome", ["outcome"])
 
 
@@ -48,6 +50,7 @@ class UploadHandler:
     relay: OutboxRelay | None
     rules: ChunkingRules
     embedding_batch_size: int
+    scanner: ChunkScanner | None = None
 
     async def __call__(self, upload: DocumentUploadedV1) -> None:
         bind_context(document_id=str(upload.document_id), generation=upload.generation, event_id=str(upload.event_id))
@@ -72,6 +75,10 @@ class UploadHandler:
             reason = f"the uploaded file is missing from storage (key {upload.storage_key})"
         except UnreadableDocument as exc:
             reason = str(exc)
+        verdicts = None
+        if document is not None and self.scanner is not None and document.chunks:
+            # Network I/O before the transaction; a failure raises and is retried like any transient error.
+            verdicts = await self.scanner.scan(upload.tenant_id, [c.text for c in document.chunks])
 
         events: list[Event]
         async with unit_of_work(self.sessions) as session:
@@ -89,7 +96,7 @@ class UploadHandler:
                     return
                 await repository.delete_older_generations(session, upload.document_id, upload.generation)
                 await repository.insert_chunks(
-                    session, upload.tenant_id, upload.document_id, upload.generation, document.chunks
+                    session, upload.tenant_id, upload.document_id, upload.generation, document.chunks, verdicts
                 )
                 events = chunked_events(upload, document, self.embedding_batch_size)
                 outcome = "chunked"
@@ -106,6 +113,10 @@ class UploadHandler:
         PAGES.labels("yes").inc(document.pages - document.pages_without_text)
         PAGES.labels("no").inc(document.pages_without_text)
         CHUNKS.inc(len(document.chunks))
+        flagged = [i for i, v in enumerate(verdicts or []) if not v.get("allowed", True)]
+        if flagged:
+            FLAGGED.inc(len(flagged))
+            log.warning("chunker.chunks_flagged", chunk_indexes=flagged[:50], flagged=len(flagged))
         log.info(
             "chunker.document_chunked",
             pages=document.pages,

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from vectrion_chunker.chunk_scan import make_chunk_scanner
 from vectrion_chunker.chunking import ChunkingRules
 from vectrion_chunker.handlers import CONSUMER, UploadHandler
 from vectrion_chunker.models import outbox
@@ -46,6 +47,7 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
                 min_chars=settings.chunk_min_chars,
             ),
             embedding_batch_size=settings.embedding_batch_size,
+            scanner=make_chunk_scanner(settings, broker, topology),
         )
 
         @broker.subscriber(topology.consumer_queue(CONSUMER, DocumentUploadedV1), exchange=topology.events)

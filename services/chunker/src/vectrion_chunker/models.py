@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from vectrion_common.db import service_metadata
 from vectrion_common.messaging.inbox import inbox_table
@@ -24,6 +24,8 @@ chunks = sa.Table(
     sa.Column("page_start", sa.Integer, nullable=True),
     sa.Column("page_end", sa.Integer, nullable=True),
     sa.Column("content_hash", sa.String(64), nullable=False),
+    # The guardrails verdict on this chunk's text (indirect prompt injection); NULL = not scanned.
+    sa.Column("guardrail_verdict", JSONB, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("document_id", "generation", "chunk_index"),
     sa.Index("ix_chunks_tenant_id_document_id", "tenant_id", "document_id"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -37,7 +38,12 @@ async def delete_older_generations(session: AsyncSession, document_id: uuid.UUID
 
 
 async def insert_chunks(
-    session: AsyncSession, tenant_id: uuid.UUID, document_id: uuid.UUID, generation: int, items: Sequence[Chunk]
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    document_id: uuid.UUID,
+    generation: int,
+    items: Sequence[Chunk],
+    verdicts: Sequence[dict[str, Any] | None] | None = None,
 ) -> None:
     """One bulk insert; rows already there (same document, generation, index) are left alone."""
     if not items:
@@ -53,7 +59,8 @@ async def insert_chunks(
             "page_start": c.page_start,
             "page_end": c.page_end,
             "content_hash": c.content_hash,
+            "guardrail_verdict": verdicts[i] if verdicts is not None else None,
         }
-        for c in items
+        for i, c in enumerate(items)
     ]
     await session.execute(insert(chunks).on_conflict_do_nothing(), rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -24,6 +24,9 @@ class ChunkerSettings(ServiceSettings):
         default=200, ge=0, description="a title does not start a new chunk while the current one is shorter"
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=256)
+    # Indirect-injection scan of every chunk by guardrails ("off" only for tests of chunking alone).
+    chunk_scan: Literal["rpc", "off"] = "rpc"
+    chunk_scan_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _overlap_leaves_room(self) -> ChunkerSettings:

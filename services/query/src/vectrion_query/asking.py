@@ -23,7 +23,7 @@ from vectrion_query.access import access_scope
 from vectrion_query.answering import AnswerDraft, Answerer, Citation
 from vectrion_query.errors import GuardrailBlocked
 from vectrion_query.guardrails import Guardrails
-from vectrion_query.retrieval import Retriever
+from vectrion_query.retrieval import RetrievedChunk, Retriever
 from vectrion_query.schemas import CitationOut, GuardrailsOut, QueryResponse, Usage, VerdictSummary
 from vectrion_query.tokens import TokenCounter
 
@@ -31,6 +31,8 @@ log = get_logger(__name__)
 
 WITHHELD_ANSWER = "The answer was withheld by the output policy."
 TITLE_LENGTH = 80
+# Earlier user turns sent with the input check, so an attack split across turns is read whole.
+HISTORY_TURNS = 3
 
 
 def _ms(started: float) -> float:
@@ -73,13 +75,15 @@ class QuestionService:
     async def ask(self, identity: Identity, question: str, conversation_id: uuid.UUID | None) -> QueryResponse:
         scope = access_scope(identity)
         total_started = time.perf_counter()
+        history: list[str] = []
         if conversation_id is not None:
             async with self.sessions() as session:
                 if not await repository.conversation_exists(session, conversation_id, scope):
                     raise NotFound(f"conversation {conversation_id} not found")
+                history = await repository.recent_user_turns(session, conversation_id, HISTORY_TURNS)
 
         started = time.perf_counter()
-        verdict_in = await self.guardrails.check(question, "input", identity.tenant_id)
+        verdict_in = await self.guardrails.check(question, "input", identity.tenant_id, history)
         guard_in_ms = _ms(started)
         if _blocks(verdict_in):
             log.info("query.input_blocked", categories=verdict_in.categories, rules=verdict_in.rule_ids)
@@ -94,7 +98,11 @@ class QuestionService:
         retrieval = await self.retriever.retrieve(effective, scope, self.top_k)
 
         started = time.perf_counter()
-        draft = await self.answerer.answer(effective, retrieval.chunks)
+        usable, quarantined = await self._quarantine(retrieval.chunks, identity.tenant_id)
+        scan_ms = _ms(started)
+
+        started = time.perf_counter()
+        draft = await self.answerer.answer(effective, usable)
         answer_ms = _ms(started)
 
         started = time.perf_counter()
@@ -104,15 +112,16 @@ class QuestionService:
 
         # Extractive: the "prompt" is what was read (question + retrieved chunks), the completion what was said.
         usage = Usage(
-            prompt_tokens=self.tokens.count(effective) + sum(self.tokens.count(c.text) for c in retrieval.chunks),
+            prompt_tokens=self.tokens.count(effective) + sum(self.tokens.count(c.text) for c in usable),
             completion_tokens=self.tokens.count(final.text),
         )
         latency = {
             **retrieval.latency_ms,
             "answer": answer_ms,
             "guardrails_input": guard_in_ms,
+            "guardrails_chunks": scan_ms,
             "guardrails_output": guard_out_ms,
-            "guardrails": round(guard_in_ms + guard_out_ms, 2),
+            "guardrails": round(guard_in_ms + scan_ms + guard_out_ms, 2),
         }
         guardrails = GuardrailsOut(input=VerdictSummary.of(verdict_in), output=VerdictSummary.of(verdict_out))
         citations = [_citation_out(c) for c in final.citations]
@@ -135,11 +144,22 @@ class QuestionService:
                         "content": final.text,
                         "citations": [c.model_dump(mode="json") for c in citations],
                         "retrieved": [
-                            {"chunk_id": str(c.chunk_id), "score": c.score, "rank": rank}
+                            {
+                                "chunk_id": str(c.chunk_id),
+                                "score": c.score,
+                                "rank": rank,
+                                "quarantined": any(q["chunk_id"] == str(c.chunk_id) for q in quarantined),
+                            }
                             for rank, c in enumerate(retrieval.chunks)
                         ],
                         "guardrails": guardrails.model_dump(mode="json")
-                        | {"output_rule_ids": verdict_out.rule_ids, "input_rule_ids": verdict_in.rule_ids},
+                        | {
+                            "output_rule_ids": verdict_out.rule_ids,
+                            "input_rule_ids": verdict_in.rule_ids,
+                            "input": verdict_in.model_dump(mode="json", exclude={"redacted_text"}),
+                            "output": verdict_out.model_dump(mode="json", exclude={"redacted_text"}),
+                            "quarantined_chunks": quarantined,
+                        },
                         "answerer": self.answerer.name,
                         "usage": _usage_record(usage, self.tokens.source),
                         "latency_ms": latency,
@@ -163,6 +183,27 @@ class QuestionService:
             guardrails=guardrails,
             answerer=self.answerer.name,
         )
+
+
+    async def _quarantine(
+        self, chunks: list[RetrievedChunk], tenant_id: uuid.UUID
+    ) -> tuple[list[RetrievedChunk], list[dict[str, Any]]]:
+        """Drop retrieved chunks that carry instructions for the model (indirect prompt injection).
+
+        A quarantined chunk is never put in front of the answerer, so what it
+        tells the model to do cannot be done; the message records which chunks
+        were held back and why.
+        """
+        verdicts = await self.guardrails.scan([c.text for c in chunks], tenant_id)
+        usable = [c for c, v in zip(chunks, verdicts, strict=True) if not _blocks(v)]
+        quarantined = [
+            {"chunk_id": str(c.chunk_id), "rule_ids": v.rule_ids, "scores": v.scores}
+            for c, v in zip(chunks, verdicts, strict=True)
+            if _blocks(v)
+        ]
+        if quarantined:
+            log.warning("query.chunks_quarantined", chunk_ids=[q["chunk_id"] for q in quarantined])
+        return usable, quarantined
 
 
 def _usage_record(usage: Usage, source: str) -> dict[str, Any]:

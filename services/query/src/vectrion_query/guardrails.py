@@ -5,16 +5,28 @@ with a 503 problem (``guardrails-unavailable``) instead of letting unchecked
 text through. This holds for the input check (before anything is retrieved)
 and for the output check (before an answer leaves the service): an outage of
 guardrails is an outage of /v1/query, never a silent policy bypass.
+
+Retrieved chunks are scanned again at query time (``scan``) with the policy in
+force now, not only the one in force when the document was ingested (the
+chunker stores that verdict with the chunk): a rule added after an upload still
+protects every question about it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from faststream.rabbit import RabbitBroker
 
-from vectrion_common.contracts import Direction, GuardrailCheckRequest, GuardrailVerdict
+from vectrion_common.contracts import (
+    Direction,
+    GuardrailCheckRequest,
+    GuardrailScanRequest,
+    GuardrailScanResponse,
+    GuardrailVerdict,
+)
 from vectrion_common.messaging.topology import Topology
 from vectrion_query.errors import GuardrailsUnavailable
 from vectrion_query.rpc import RpcFailed, call
@@ -22,7 +34,11 @@ from vectrion_query.settings import QuerySettings
 
 
 class Guardrails(Protocol):
-    async def check(self, text: str, direction: Direction, tenant_id: uuid.UUID) -> GuardrailVerdict: ...
+    async def check(
+        self, text: str, direction: Direction, tenant_id: uuid.UUID, history: Sequence[str] = ()
+    ) -> GuardrailVerdict: ...
+
+    async def scan(self, texts: Sequence[str], tenant_id: uuid.UUID) -> list[GuardrailVerdict]: ...
 
 
 class RpcGuardrails:
@@ -31,12 +47,29 @@ class RpcGuardrails:
         self._topology = topology
         self._timeout = timeout
 
-    async def check(self, text: str, direction: Direction, tenant_id: uuid.UUID) -> GuardrailVerdict:
-        request = GuardrailCheckRequest(text=text, direction=direction, tenant_id=tenant_id)
+    async def check(
+        self, text: str, direction: Direction, tenant_id: uuid.UUID, history: Sequence[str] = ()
+    ) -> GuardrailVerdict:
+        request = GuardrailCheckRequest(text=text, direction=direction, tenant_id=tenant_id, history=list(history))
         try:
             return await call(self._broker, self._topology, "guardrails", request, GuardrailVerdict, self._timeout)
         except RpcFailed as exc:
             raise GuardrailsUnavailable(f"{exc}; refusing to answer without a policy check (fail closed)") from exc
+
+    async def scan(self, texts: Sequence[str], tenant_id: uuid.UUID) -> list[GuardrailVerdict]:
+        """Document verdicts for retrieved chunks (indirect prompt injection), one round trip."""
+        if not texts:
+            return []
+        request = GuardrailScanRequest(texts=list(texts), tenant_id=tenant_id)
+        try:
+            reply = await call(
+                self._broker, self._topology, "guardrails_scan", request, GuardrailScanResponse, self._timeout
+            )
+        except RpcFailed as exc:
+            raise GuardrailsUnavailable(f"{exc}; refusing to answer from unscanned chunks (fail closed)") from exc
+        if len(reply.verdicts) != len(texts):
+            raise GuardrailsUnavailable("guardrails answered a different number of verdicts than chunks sent")
+        return reply.verdicts
 
 
 def make_guardrails(settings: QuerySettings, broker: RabbitBroker, topology: Topology) -> Guardrails:

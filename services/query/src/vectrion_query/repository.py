@@ -126,6 +126,17 @@ async def create_conversation(
     )
 
 
+async def recent_user_turns(session: AsyncSession, conversation_id: uuid.UUID, limit: int) -> list[str]:
+    """The user's last ``limit`` questions in the conversation, oldest first (for split-turn attacks)."""
+    rows = await session.scalars(
+        sa.select(messages.c.content)
+        .where(messages.c.conversation_id == conversation_id, messages.c.role == "user")
+        .order_by(messages.c.created_at.desc())
+        .limit(limit)
+    )
+    return list(reversed(rows.all()))
+
+
 async def add_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     # One statement per row: an executemany would take its column list from the first row only.
     for row in rows:
