@@ -41,7 +41,7 @@ async def scan_broker(broker_namespace: str) -> AsyncIterator[tuple[RabbitBroker
     broker = RabbitBroker(RABBITMQ_URL)
     await broker.connect()
     try:
-        yield broker, Topology(f"{broker_namespace}scan")
+        yield broker, Topology(f"{broker_namespace}.scan")
     finally:
         await broker.stop()
 
@@ -105,7 +105,9 @@ async def test_a_chunk_with_hidden_instructions_is_stored_flagged_with_its_verdi
     assert verdict["categories"] == ["prompt_injection"]
     assert "injection.ignore_instructions" in verdict["rule_ids"] and verdict["policy_version"]
 
-    [ok] = await admin_conn.fetch("SELECT guardrail_verdict FROM chunker.chunks WHERE document_id = $1", clean.document_id)
+    [ok] = await admin_conn.fetch(
+        "SELECT guardrail_verdict FROM chunker.chunks WHERE document_id = $1", clean.document_id
+    )
     assert _json(ok["guardrail_verdict"])["allowed"] is True
 
 
