@@ -39,7 +39,8 @@ RULES: tuple[PatternRule, ...] = (
     PatternRule(
         "injection.forget_everything",
         re.compile(
-            r"\b(?:forget|ignore|disregard)(?: about)? (?:everything|all (?:of )?(?:that|this|the above)|the above|above)\b"
+            r"\b(?:forget|ignore|disregard)(?: about)? "
+            r"(?:everything|all (?:of )?(?:that|this|the above)|the above|above)\b"
             r"(?: (?:before|above|previous|prior|so far|we discussed|said|that|you were told))?"
             r"|\b(?:forget|ignore|disregard) (?:about )?(?:all )?(?:the )?(?:previous|prior|above|preceding)\b"
         ),
