@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ JWT_SECRET = "gateway-test-jwt-secret-0123456789abcdef"
 INTERNAL_SECRET = "gateway-test-internal-secret-0123456789"
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
+# Redis is shared by every concurrent run: keys of this session live under their own prefix.
+REDIS_PREFIX = f"vtest:{TEST_DB}:{uuid.uuid4().hex[:8]}"
 
 
 def make_settings(**overrides: Any) -> GatewaySettings:
@@ -37,6 +40,8 @@ def make_settings(**overrides: Any) -> GatewaySettings:
         "bootstrap_admin_email": ADMIN_EMAIL,
         "bootstrap_admin_password": ADMIN_PASSWORD,
         "log_json": False,
+        "redis_key_prefix": f"{REDIS_PREFIX}:{uuid.uuid4().hex[:8]}",
+        "cache_settle_seconds": 0,
         **overrides,
     }
     return GatewaySettings(**values)
@@ -66,6 +71,8 @@ async def admin_conn(gateway_db: str) -> AsyncIterator[Any]:
 
 
 async def _delete_gateway_rows(conn: Any) -> None:
+    await conn.execute("DELETE FROM gateway.usage_ledger")
+    await conn.execute("DELETE FROM gateway.api_keys")
     await conn.execute("DELETE FROM gateway.users")
     await conn.execute("DELETE FROM gateway.tenants")
 

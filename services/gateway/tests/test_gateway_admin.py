@@ -46,7 +46,9 @@ async def test_user_in_unknown_tenant_is_rejected(gateway: GatewayFactory) -> No
     assert response.json()["type"].endswith("/unknown-tenant")
 
 
-async def test_non_platform_admins_get_403_on_admin_routes(gateway: GatewayFactory) -> None:
+async def test_tenant_management_is_platform_admin_only_and_user_management_admin_and_up(
+    gateway: GatewayFactory,
+) -> None:
     client = await gateway()
     auth = {"Authorization": f"Bearer {await login(client)}"}
     tenant_id = (await client.post("/v1/admin/tenants", json={"name": "acme"}, headers=auth)).json()["id"]
@@ -58,12 +60,17 @@ async def test_non_platform_admins_get_403_on_admin_routes(gateway: GatewayFacto
             headers=auth,
         )
         user_auth = {"Authorization": f"Bearer {await login(client, email, 'password-123')}"}
-        for method, path, body in [
+        forbidden = [
             ("GET", "/v1/admin/tenants", None),
             ("POST", "/v1/admin/tenants", {"name": f"{role}-tenant"}),
-            ("GET", "/v1/admin/users", None),
-            ("POST", "/v1/admin/users", {"email": "x@y.io", "password": "password-123", "tenant_id": tenant_id}),
-        ]:
+            ("PATCH", f"/v1/admin/tenants/{tenant_id}", {"members_can_write_documents": True}),
+        ]
+        if role == "member":
+            forbidden += [
+                ("GET", "/v1/admin/users", None),
+                ("POST", "/v1/admin/users", {"email": "x@y.io", "password": "password-123"}),
+            ]
+        for method, path, body in forbidden:
             response = await client.request(method, path, json=body, headers=user_auth)
             assert response.status_code == 403, (role, method, path)
             assert response.headers["content-type"] == "application/problem+json"

@@ -6,9 +6,17 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import Request
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vectrion_gateway.cache import ResponseCache
+from vectrion_gateway.idempotency import IdempotencyStore
+from vectrion_gateway.quotas import QuotaService
+from vectrion_gateway.ratelimit import RateLimiter
+from vectrion_gateway.redis_store import Keys
+from vectrion_gateway.sessions import SessionStore
 from vectrion_gateway.settings import GatewaySettings
+from vectrion_gateway.throttle import LoginThrottle
 from vectrion_gateway.tokens import TokenService
 
 
@@ -19,6 +27,14 @@ class GatewayContext:
     tokens: TokenService
     upstream: httpx.AsyncClient
     internal_token_secret: str
+    redis: Redis
+    keys: Keys
+    rate_limiter: RateLimiter
+    login_sessions: SessionStore
+    login_throttle: LoginThrottle
+    quotas: QuotaService
+    cache: ResponseCache
+    idempotency: IdempotencyStore
 
 
 def gateway_context(request: Request) -> GatewayContext:

@@ -7,19 +7,40 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from vectrion_common.db import make_engine, make_sessionmaker, ping
 from vectrion_common.logs import configure_logging, get_logger
+from vectrion_common.problems import ProblemError, handle_problem
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
-from vectrion_gateway.api import admin, auth, proxy
+from vectrion_gateway.access_log import AccessLogMiddleware
+from vectrion_gateway.api import admin, api_keys, auth, proxy, usage
+from vectrion_gateway.auth import authorize
 from vectrion_gateway.bootstrap import bootstrap_admin
+from vectrion_gateway.cache import ResponseCache
 from vectrion_gateway.context import GatewayContext
+from vectrion_gateway.idempotency import IdempotencyStore
+from vectrion_gateway.quotas import QuotaService
+from vectrion_gateway.ratelimit import RateLimiter
+from vectrion_gateway.redis_store import Keys, make_redis
+from vectrion_gateway.sessions import SessionStore
 from vectrion_gateway.settings import GatewaySettings
+from vectrion_gateway.throttle import LoginThrottle
 from vectrion_gateway.tokens import TokenService
 
 log = get_logger(__name__)
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    response = await handle_problem(request, exc)
+    retry_after = exc.extra.get("retry_after") if isinstance(exc, ProblemError) else None
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    elif isinstance(exc, ProblemError) and exc.status == 503:
+        response.headers["Retry-After"] = "1"
+    return response
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -29,7 +50,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # gateway stops with a message that names the variable to set.
     jwt_secret = settings.require_secret("jwt_secret").get_secret_value()
     internal_token_secret = settings.require_secret("internal_token_secret").get_secret_value()
-    tokens = TokenService({settings.jwt_key_id: jwt_secret}, settings.jwt_key_id, settings.access_token_ttl_seconds)
+    keys = {kid: key.get_secret_value() for kid, key in settings.jwt_retired_keys.items()}
+    keys[settings.jwt_key_id] = jwt_secret
+    tokens = TokenService(keys, settings.jwt_key_id, settings.access_token_ttl_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,19 +68,45 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             follow_redirects=False,
             trust_env=False,  # internal calls never go through an HTTP(S)_PROXY from the environment
         )
+        redis = make_redis(settings)
         try:
             sessions = make_sessionmaker(engine)
             await bootstrap_admin(sessions, settings)
-            app.state.gateway = GatewayContext(settings, sessions, tokens, upstream, internal_token_secret)
+            redis_keys = Keys(settings.redis_key_prefix)
+            app.state.gateway = GatewayContext(
+                settings=settings,
+                sessions=sessions,
+                tokens=tokens,
+                upstream=upstream,
+                internal_token_secret=internal_token_secret,
+                redis=redis,
+                keys=redis_keys,
+                rate_limiter=RateLimiter(redis, redis_keys, settings),
+                login_sessions=SessionStore(redis, redis_keys, settings.refresh_token_ttl_seconds),
+                login_throttle=LoginThrottle(redis, redis_keys, settings),
+                quotas=QuotaService(redis, redis_keys, sessions, settings),
+                cache=ResponseCache(redis, redis_keys, settings),
+                idempotency=IdempotencyStore(redis, redis_keys, settings),
+            )
             app.state.readiness_checks["db"] = partial(ping, engine)
             log.info("gateway.started")
             yield
         finally:
             await upstream.aclose()
+            await redis.aclose()
             await engine.dispose()
 
-    app = create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)
+    app = create_service_app(
+        settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint, access_log=False
+    )
+    app.add_exception_handler(ProblemError, _handle_problem)
+    app.add_middleware(AccessLogMiddleware)
+    # Deny by default: every route included from here on runs `authorize` first,
+    # which refuses any route without an entry in permissions.ROUTE_PERMISSIONS.
+    app.router.dependencies.append(Depends(authorize))
     app.include_router(auth.router)
+    app.include_router(api_keys.router)
+    app.include_router(usage.router)
     app.include_router(admin.router)
     app.include_router(proxy.router)
     return app

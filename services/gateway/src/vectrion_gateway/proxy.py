@@ -10,11 +10,12 @@ answer (ready for SSE).
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator
 
 import httpx
 import structlog
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -25,6 +26,7 @@ from vectrion_common.web import REQUEST_ID_HEADER
 from vectrion_gateway.auth import Principal
 from vectrion_gateway.context import GatewayContext
 from vectrion_gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from vectrion_gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, StoredResponse
 from vectrion_gateway.settings import GatewaySettings
 
 FORWARDED_REQUEST_HEADERS = ("content-type", "content-length", "accept", "idempotency-key", "last-event-id")
@@ -45,6 +47,9 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
         REQUEST_ID_HEADER.lower().encode(),
     }
 )
+
+# What an idempotent replay carries besides the body.
+_STORED_HEADERS = frozenset({"content-type", "location"})
 
 log = get_logger(__name__)
 
@@ -83,18 +88,22 @@ def upstream_url(base_url: str, request: Request) -> httpx.URL:
     return httpx.URL(base_url.rstrip("/") + raw_path.decode("latin-1"), query=request.scope.get("query_string", b""))
 
 
-async def forward(
-    request: Request, principal: Principal, context: GatewayContext, upstream_service: Upstream
-) -> StreamingResponse:
-    has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+async def open_upstream(
+    request: Request,
+    principal: Principal,
+    context: GatewayContext,
+    upstream_service: Upstream,
+    content: bytes | AsyncIterable[bytes] | None,
+) -> httpx.Response:
+    """Send the request on; the answer's body is left unread (streamed)."""
     upstream_request = context.upstream.build_request(
         request.method,
         upstream_url(base_url(context.settings, upstream_service), request),
         headers=upstream_headers(request, principal, context),
-        content=request.stream() if has_body else None,
+        content=content,
     )
     try:
-        upstream = await context.upstream.send(upstream_request, stream=True)
+        return await context.upstream.send(upstream_request, stream=True)
     except httpx.TimeoutException as exc:
         log.warning("proxy.upstream_timeout", upstream=upstream_service.value, error=type(exc).__name__)
         raise UpstreamTimeout(f"the {upstream_service.value} service did not answer in time") from exc
@@ -102,11 +111,118 @@ async def forward(
         log.warning("proxy.upstream_unavailable", upstream=upstream_service.value, error=type(exc).__name__)
         raise UpstreamUnavailable(f"the {upstream_service.value} service is unavailable") from exc
 
-    response = StreamingResponse(
-        _relay(upstream), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
-    )
-    response.raw_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _DROPPED_RESPONSE_HEADERS]
+
+def passthrough_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in upstream.headers.raw if k.lower() not in _DROPPED_RESPONSE_HEADERS]
+
+
+def stream_response(upstream: httpx.Response, background: BackgroundTask | None = None) -> StreamingResponse:
+    async def close() -> None:
+        await upstream.aclose()
+        if background is not None:
+            await background()
+
+    response = StreamingResponse(_relay(upstream), status_code=upstream.status_code, background=BackgroundTask(close))
+    response.raw_headers = passthrough_headers(upstream)
     return response
+
+
+async def read_body(upstream: httpx.Response) -> bytes:
+    """The whole (decoded-as-sent) answer; for the small JSON answers the gateway inspects."""
+    try:
+        return b"".join([chunk async for chunk in upstream.aiter_raw()])
+    except httpx.TransportError as exc:
+        raise UpstreamUnavailable("the upstream service broke off its answer") from exc
+    finally:
+        await upstream.aclose()
+
+
+def buffered_response(upstream: httpx.Response, body: bytes) -> Response:
+    response = Response(body, status_code=upstream.status_code)
+    response.raw_headers = [
+        *((k, v) for k, v in passthrough_headers(upstream) if k.lower() != b"content-length"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return response
+
+
+class HashingStream:
+    """Relays a request body while hashing it; ``digest`` is set once it was read to the end."""
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self._source = source
+        self._hash = hashlib.sha256()
+        self.digest: str | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._source:
+            self._hash.update(chunk)
+            yield chunk
+        self.digest = self._hash.hexdigest()
+
+
+async def body_digest(source: AsyncIterator[bytes]) -> str:
+    digest = hashlib.sha256()
+    async for chunk in source:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def has_body(request: Request) -> bool:
+    return "content-length" in request.headers or "transfer-encoding" in request.headers
+
+
+def idempotency_key_for(request: Request, principal: Principal, context: GatewayContext) -> str | None:
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if request.method != "POST" or not value:
+        return None
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    return context.idempotency.key(principal.rate_subject, request.method, raw_path.decode("latin-1"), value)
+
+
+def replay_response(stored: StoredResponse) -> Response:
+    return Response(stored.body, status_code=stored.status, headers={**stored.headers, REPLAYED_HEADER: "true"})
+
+
+def storable(upstream: httpx.Response, body: bytes) -> StoredResponse:
+    kept = {k: v for k, v in upstream.headers.items() if k.lower() in _STORED_HEADERS}
+    return StoredResponse(upstream.status_code, kept, body)
+
+
+async def forward(
+    request: Request, principal: Principal, context: GatewayContext, upstream_service: Upstream
+) -> Response:
+    """Stream a request through to its service and the answer back.
+
+    A POST with an ``Idempotency-Key`` is deduplicated: its body is hashed on
+    the way through and the (small, JSON) answer buffered and stored.
+    """
+    idem_key = idempotency_key_for(request, principal, context)
+    claim = await context.idempotency.claim(idem_key) if idem_key else None
+    if claim is None:
+        content = request.stream() if has_body(request) else None
+        return stream_response(await open_upstream(request, principal, context, upstream_service, content))
+    if isinstance(claim, StoredResponse):
+        claim.check_same_request(await body_digest(request.stream()))
+        return replay_response(claim)
+    hashed = HashingStream(request.stream())
+    try:
+        upstream = await open_upstream(
+            request, principal, context, upstream_service, hashed if has_body(request) else None
+        )
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            await context.idempotency.release(claim)
+            return stream_response(upstream)
+        body = await read_body(upstream)
+    except BaseException:
+        await context.idempotency.release(claim)
+        raise
+    digest = hashed.digest if has_body(request) else hashlib.sha256().hexdigest()
+    if digest is None:  # the service answered before reading the whole body: nothing safe to store
+        await context.idempotency.release(claim)
+    else:
+        await context.idempotency.complete(claim, digest, storable(upstream, body))
+    return buffered_response(upstream, body)
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
@@ -120,4 +236,3 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
         raise
     finally:
         await upstream.aclose()
-

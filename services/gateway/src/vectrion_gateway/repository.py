@@ -1,4 +1,4 @@
-"""SQL for tenants and users. Functions flush; the caller's unit of work commits."""
+"""SQL for tenants, users and API keys. Functions flush; the caller's unit of work commits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vectrion_gateway.models import Role, tenants, users
+from vectrion_gateway.models import Role, api_keys, tenants, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,9 @@ class Tenant:
     id: uuid.UUID
     name: str
     created_at: datetime
+    members_can_write_documents: bool = False
+    daily_token_quota: int | None = None
+    monthly_token_quota: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +33,42 @@ class User:
     role: Role
     is_active: bool
     created_at: datetime
+    daily_token_quota: int | None = None
+    monthly_token_quota: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    prefix: str
+    key_hash: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _tenant(row: Any) -> Tenant:
+    return Tenant(
+        row.id, row.name, row.created_at, row.members_can_write_documents, row.daily_token_quota,
+        row.monthly_token_quota,
+    )
 
 
 def _user(row: Any) -> User:
-    return User(row.id, row.tenant_id, row.email, row.password_hash, Role(row.role), row.is_active, row.created_at)
+    return User(
+        row.id, row.tenant_id, row.email, row.password_hash, Role(row.role), row.is_active, row.created_at,
+        row.daily_token_quota, row.monthly_token_quota,
+    )
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(
+        row.id, row.user_id, row.tenant_id, row.name, row.prefix, row.key_hash, list(row.scopes), row.created_at,
+        row.revoked_at,
+    )
 
 
 class TenantRepository:
@@ -45,22 +80,30 @@ class TenantRepository:
         row = (
             await self._session.execute(
                 insert(tenants).values(name=name).on_conflict_do_nothing(index_elements=[tenants.c.name])
-                .returning(tenants.c.id, tenants.c.name, tenants.c.created_at)
+                .returning(*tenants.c)
             )
         ).first()
-        return Tenant(row.id, row.name, row.created_at) if row else None
+        return _tenant(row) if row else None
 
     async def get(self, tenant_id: uuid.UUID) -> Tenant | None:
         row = (await self._session.execute(sa.select(tenants).where(tenants.c.id == tenant_id))).first()
-        return Tenant(row.id, row.name, row.created_at) if row else None
+        return _tenant(row) if row else None
 
     async def get_by_name(self, name: str) -> Tenant | None:
         row = (await self._session.execute(sa.select(tenants).where(tenants.c.name == name))).first()
-        return Tenant(row.id, row.name, row.created_at) if row else None
+        return _tenant(row) if row else None
 
     async def list(self) -> list[Tenant]:
         rows = await self._session.execute(sa.select(tenants).order_by(tenants.c.created_at, tenants.c.name))
-        return [Tenant(r.id, r.name, r.created_at) for r in rows]
+        return [_tenant(r) for r in rows]
+
+    async def update(self, tenant_id: uuid.UUID, values: dict[str, Any]) -> Tenant | None:
+        row = (
+            await self._session.execute(
+                sa.update(tenants).where(tenants.c.id == tenant_id).values(**values).returning(*tenants.c)
+            )
+        ).first()
+        return _tenant(row) if row else None
 
 
 class UserRepository:
@@ -83,6 +126,31 @@ class UserRepository:
         row = (await self._session.execute(sa.select(users).where(users.c.id == user_id))).first()
         return _user(row) if row else None
 
+    async def get_with_tenant(self, user_id: uuid.UUID) -> tuple[User, Tenant] | None:
+        """The user and their tenant in one round trip (every authenticated request does this)."""
+        t = tenants.alias("t")
+        row = (
+            await self._session.execute(
+                sa.select(
+                    users,
+                    t.c.name.label("t_name"),
+                    t.c.created_at.label("t_created_at"),
+                    t.c.members_can_write_documents.label("t_members_can_write_documents"),
+                    t.c.daily_token_quota.label("t_daily_token_quota"),
+                    t.c.monthly_token_quota.label("t_monthly_token_quota"),
+                )
+                .join(t, t.c.id == users.c.tenant_id)
+                .where(users.c.id == user_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        tenant = Tenant(
+            row.tenant_id, row.t_name, row.t_created_at, row.t_members_can_write_documents, row.t_daily_token_quota,
+            row.t_monthly_token_quota,
+        )
+        return _user(row), tenant
+
     async def get_by_email(self, email: str) -> User | None:
         row = (await self._session.execute(sa.select(users).where(users.c.email == email.lower()))).first()
         return _user(row) if row else None
@@ -101,3 +169,51 @@ class UserRepository:
 
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         await self._session.execute(sa.update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+    async def update(self, user_id: uuid.UUID, values: dict[str, Any]) -> User | None:
+        row = (
+            await self._session.execute(
+                sa.update(users).where(users.c.id == user_id).values(**values).returning(*users.c)
+            )
+        ).first()
+        return _user(row) if row else None
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def insert(
+        self, *, user_id: uuid.UUID, tenant_id: uuid.UUID, name: str, prefix: str, key_hash: str, scopes: list[str]
+    ) -> ApiKey:
+        row = (
+            await self._session.execute(
+                insert(api_keys)
+                .values(user_id=user_id, tenant_id=tenant_id, name=name, prefix=prefix, key_hash=key_hash,
+                        scopes=scopes)
+                .returning(*api_keys.c)
+            )
+        ).one()
+        return _api_key(row)
+
+    async def get_by_prefix(self, prefix: str) -> ApiKey | None:
+        row = (await self._session.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix))).first()
+        return _api_key(row) if row else None
+
+    async def list_for_user(self, user_id: uuid.UUID) -> list[ApiKey]:
+        rows = await self._session.execute(
+            sa.select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.created_at)
+        )
+        return [_api_key(r) for r in rows]
+
+    async def revoke(self, key_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Revoke one of ``user_id``'s keys; False if there is no such key of theirs."""
+        row = (
+            await self._session.execute(
+                sa.update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id)
+                .values(revoked_at=sa.func.coalesce(api_keys.c.revoked_at, sa.func.now()))
+                .returning(api_keys.c.id)
+            )
+        ).first()
+        return row is not None

@@ -2,7 +2,9 @@
 
 The algorithm is pinned on verification (a token claiming ``alg: none`` or any
 other algorithm is refused), and the ``kid`` must name a key we hold, which is
-how a second key can be added for rotation without invalidating live tokens.
+how keys rotate: new tokens are signed with the one active key, tokens signed
+with a retired key stay valid until they expire. Every token names its login
+session (``sid``), so logging out revokes it before expiry.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ AUDIENCE = "vectrion-api"
 class AccessClaims:
     user_id: uuid.UUID
     tenant_id: uuid.UUID
+    session_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +44,12 @@ class TokenService:
         self._active_kid = active_kid
         self._ttl = ttl_seconds
 
-    def issue(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> IssuedToken:
+    def issue(self, user_id: uuid.UUID, tenant_id: uuid.UUID, session_id: str) -> IssuedToken:
         now = int(time.time())
         claims: dict[str, Any] = {
             "sub": str(user_id),
             "tid": str(tenant_id),
+            "sid": session_id,
             "iss": ISSUER,
             "aud": AUDIENCE,
             "iat": now,
@@ -69,8 +73,8 @@ class TokenService:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "tid"]},
+                options={"require": ["exp", "iat", "sub", "tid", "sid"]},
             )
-            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["tid"]))
+            return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["tid"]), str(claims["sid"]))
         except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
             raise Unauthorized("invalid or expired access token") from exc

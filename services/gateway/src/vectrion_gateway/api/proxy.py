@@ -1,8 +1,11 @@
 """The proxied public routes, declared one by one so they appear in /openapi.json.
 
-Each one authenticates the caller and hands the raw request to
-:func:`vectrion_gateway.proxy.forward`; the owning service validates the body
-and owns the response shape. The request-body schemas below document the
+``authorize`` has already authenticated the caller, checked the permission
+(``permissions.ROUTE_PERMISSIONS``) and the rate limit; each route hands the raw
+request to :func:`vectrion_gateway.proxy.forward` and the owning service
+validates the body, owns the response shape and scopes every id to the
+caller's identity (another tenant's id answers 404 there). Successful
+document writes invalidate the tenant's cached answers. The request-body schemas below document the
 public contract (ARCHITECTURE.md, "Public API") for clients; they are not
 enforced here, so the gateway never has to parse (or buffer) a body.
 """
@@ -14,7 +17,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from vectrion_gateway.auth import CurrentPrincipal
+from vectrion_gateway.asking import ask
+from vectrion_gateway.auth import CurrentPrincipal, Principal
 from vectrion_gateway.context import GatewayContext, gateway_context
 from vectrion_gateway.proxy import Upstream, forward
 
@@ -51,10 +55,18 @@ _UPLOAD_BODY = {
 # --- ingest ---------------------------------------------------------------------
 
 
+async def _document_write(request: Request, principal: Principal, context: GatewayContext) -> Response:
+    response = await forward(request, principal, context, Upstream.INGEST)
+    if 200 <= response.status_code < 300:
+        await context.cache.documents_changed(principal.tenant_id)
+    return response
+
+
+
 @router.post("/documents", tags=["documents"], status_code=202, openapi_extra=_UPLOAD_BODY)
 async def upload_document(request: Request, principal: CurrentPrincipal, context: Context) -> Response:
     """Upload a PDF (multipart `file`); answers 202 with `{id, status}`."""
-    return await forward(request, principal, context, Upstream.INGEST)
+    return await _document_write(request, principal, context)
 
 
 @router.get("/documents", tags=["documents"])
@@ -73,21 +85,23 @@ async def get_document(
 async def delete_document(
     document_id: uuid.UUID, request: Request, principal: CurrentPrincipal, context: Context
 ) -> Response:
-    return await forward(request, principal, context, Upstream.INGEST)
+    return await _document_write(request, principal, context)
 
 
 @router.post("/documents/{document_id}/reprocess", tags=["documents"], status_code=202)
 async def reprocess_document(
     document_id: uuid.UUID, request: Request, principal: CurrentPrincipal, context: Context
 ) -> Response:
-    return await forward(request, principal, context, Upstream.INGEST)
+    return await _document_write(request, principal, context)
 
 
 async def document_subresource(
     document_id: uuid.UUID, subpath: str, request: Request, principal: CurrentPrincipal, context: Context
 ) -> Response:
     """Any other per-document operation the ingest service offers."""
-    return await forward(request, principal, context, Upstream.INGEST)
+    if request.method == "GET":
+        return await forward(request, principal, context, Upstream.INGEST)
+    return await _document_write(request, principal, context)
 
 
 # --- query ----------------------------------------------------------------------
@@ -116,8 +130,12 @@ async def search(request: Request, principal: CurrentPrincipal, context: Context
     ),
 )
 async def query(request: Request, principal: CurrentPrincipal, context: Context) -> Response:
-    """Ask a question; the answer cites its sources (SSE when `stream`)."""
-    return await forward(request, principal, context, Upstream.QUERY)
+    """Ask a question; the answer cites its sources (SSE when `stream`).
+
+    Metered against the caller's token quotas; history-free questions may be
+    answered from the cache (`X-Cache: hit`).
+    """
+    return await ask(request, principal, context)
 
 
 @router.get("/conversations", tags=["conversations"])

@@ -1,0 +1,101 @@
+"""Answer cache in Redis.
+
+The key holds everything an answer depends on: the tenant, the asking user
+(unless ``cache_share_within_tenant``; the query service shows each user their
+own private documents as well as the tenant's), the normalised question, the
+tenant's document-set version and the answerer's model/prompt version.
+
+The document-set version is bumped whenever a document write (upload,
+delete, reprocess) succeeds through the gateway; old entries are then never
+read again and expire. Because indexing finishes after the upload answered,
+a write also opens a settling window during which answers are not stored.
+Only history-free questions (no ``conversation_id``) are cached. Without Redis
+the cache is simply skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from vectrion_common.logs import get_logger
+from vectrion_gateway.redis_store import REDIS_ERRORS, Keys
+from vectrion_gateway.settings import GatewaySettings
+
+log = get_logger(__name__)
+
+_SPACES = re.compile(r"\s+")
+_TRAILING = re.compile(r"[\s?!.]+$")
+
+
+def normalise_question(question: str) -> str:
+    text = unicodedata.normalize("NFKC", question).casefold()
+    return _TRAILING.sub("", _SPACES.sub(" ", text).strip())
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+class ResponseCache:
+    def __init__(self, redis: Redis, keys: Keys, settings: GatewaySettings) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._settings = settings
+
+    async def key_for(self, tenant_id: uuid.UUID, user_id: uuid.UUID, question: str) -> str | None:
+        """The cache key for this question now, or None when caching is off or Redis is away."""
+        if not self._settings.cache_enabled:
+            return None
+        try:
+            version = await self._redis.get(self._keys.docset(str(tenant_id)))
+        except REDIS_ERRORS as exc:
+            log.warning("cache.skipped", reason="redis unavailable", error=type(exc).__name__)
+            return None
+        scope = "*" if self._settings.cache_share_within_tenant else str(user_id)
+        material = json.dumps(
+            [str(tenant_id), scope, int(version or 0), self._settings.answer_model_version,
+             normalise_question(question)]
+        )
+        return self._keys.cache(hashlib.sha256(material.encode()).hexdigest())
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        try:
+            raw = await self._redis.get(key)
+        except REDIS_ERRORS:
+            return None
+        if raw is None:
+            return None
+        content_type, _, body = raw.partition(b"\n")
+        return CachedAnswer(200, content_type.decode(), body)
+
+    async def put(self, key: str, tenant_id: uuid.UUID, content_type: str, body: bytes) -> bool:
+        if len(body) > self._settings.cache_max_body_bytes:
+            return False
+        try:
+            if await self._redis.exists(self._keys.docset_settling(str(tenant_id))):
+                return False
+            await self._redis.set(key, content_type.encode() + b"\n" + body, ex=self._settings.cache_ttl_seconds)
+        except REDIS_ERRORS:
+            return False
+        return True
+
+    async def documents_changed(self, tenant_id: uuid.UUID) -> None:
+        """Invalidate every cached answer of the tenant (a new version makes old keys unreachable)."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(self._keys.docset(str(tenant_id)))
+                if self._settings.cache_settle_seconds:
+                    pipe.set(self._keys.docset_settling(str(tenant_id)), 1, ex=self._settings.cache_settle_seconds)
+                await pipe.execute()
+        except REDIS_ERRORS as exc:
+            log.error("cache.invalidation_failed", tenant_id=str(tenant_id), error=type(exc).__name__)
