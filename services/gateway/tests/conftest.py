@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -29,6 +31,7 @@ INTERNAL_SECRET = "gateway-test-internal-secret-0123456789"
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
 # Redis is shared by every concurrent run: keys of this session live under their own prefix.
+REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_PREFIX = f"vtest:{TEST_DB}:{uuid.uuid4().hex[:8]}"
 
 
@@ -40,7 +43,7 @@ def make_settings(**overrides: Any) -> GatewaySettings:
         "bootstrap_admin_email": ADMIN_EMAIL,
         "bootstrap_admin_password": ADMIN_PASSWORD,
         "log_json": False,
-        "redis_key_prefix": f"{REDIS_PREFIX}:{uuid.uuid4().hex[:8]}",
+        "redis_key_prefix": REDIS_PREFIX,
         "cache_settle_seconds": 0,
         **overrides,
     }
@@ -91,11 +94,15 @@ GatewayFactory = Callable[..., Any]
 
 @pytest.fixture
 async def gateway(clean_gateway: None) -> AsyncIterator[GatewayFactory]:
-    """Call with settings overrides; yields an httpx client on a started gateway app."""
+    """Call with settings overrides; yields an httpx client on a started gateway app.
+
+    Gateways started in one test share a Redis key prefix (like replicas), no other test's.
+    """
     stack: list[Any] = []
+    prefix = f"{REDIS_PREFIX}:{uuid.uuid4().hex[:8]}"
 
     async def start(**overrides: Any) -> httpx.AsyncClient:
-        app = create_app(make_settings(**overrides))
+        app = create_app(make_settings(**{"redis_key_prefix": prefix, **overrides}))
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
@@ -106,6 +113,34 @@ async def gateway(clean_gateway: None) -> AsyncIterator[GatewayFactory]:
     for lifespan, client in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def new_tenant(client: httpx.AsyncClient, admin: dict[str, str], name: str) -> str:
+    response = await client.post("/v1/admin/tenants", json={"name": name}, headers=admin)
+    assert response.status_code == 201, response.text
+    tenant_id: str = response.json()["id"]
+    return tenant_id
+
+
+async def new_user(
+    client: httpx.AsyncClient, admin: dict[str, str], email: str, role: str, tenant_id: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """Create a user; returns (user id, their bearer headers)."""
+    body = {"email": email, "password": "password-123", "role": role, "tenant_id": tenant_id}
+    response = await client.post("/v1/admin/users", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return response.json()["id"], bearer(await login(client, email, "password-123"))
 
 
 async def login(client: httpx.AsyncClient, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> str:
@@ -148,6 +183,35 @@ async def _echo(request: Request) -> Response:
     )
 
 
+QUERY_USAGE = {"prompt_tokens": 120, "completion_tokens": 30}
+query_calls: list[dict[str, Any]] = []
+
+
+async def _query(request: Request) -> Response:
+    """A stand-in query service: answers with `usage`, counts its calls, streams when asked."""
+    body = await request.json() if await request.body() else {}
+    token = request.headers.get(IDENTITY_HEADER)
+    identity = verify_identity(token, INTERNAL_SECRET) if token else None
+    query_calls.append({"question": body.get("question"), "tenant_id": str(identity.tenant_id) if identity else None})
+    await asyncio.sleep(float(request.query_params.get("delay", "0")))
+    answer = {
+        "method": request.method,
+        "path": request.url.path,
+        "answer": f"answer #{len(query_calls)} to {body.get('question')!r}",
+        "tenant_id": str(identity.tenant_id) if identity else None,
+        "citations": [],
+        "conversation_id": body.get("conversation_id") or str(uuid.uuid4()),
+        "usage": QUERY_USAGE,
+    }
+    if body.get("stream"):
+        async def events() -> AsyncIterator[str]:
+            yield f"event: answer\ndata: {json.dumps(answer)}\n\n"
+            yield "event: done\ndata: {}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    return JSONResponse(answer)
+
+
 async def _slow(_: Request) -> Response:
     await asyncio.sleep(5)
     return Response("too late")
@@ -167,6 +231,7 @@ echo_app = Starlette(
     routes=[
         Route("/v1/search", _slow, methods=ALL_METHODS),
         Route("/v1/conversations", _stream, methods=ALL_METHODS),
+        Route("/v1/query", _query, methods=["POST"]),
         Route("/{path:path}", _echo, methods=ALL_METHODS),
     ]
 )

@@ -94,9 +94,12 @@ async def test_protected_route_without_token_is_401_problem(gateway: GatewayFact
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-def _claims(sub: uuid.UUID, tid: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+def _claims(sub: uuid.UUID, tid: uuid.UUID, sid: str, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": str(sub), "tid": str(tid), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600, **overrides}
+    return {
+        "sub": str(sub), "tid": str(tid), "sid": sid, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600,
+        **overrides,
+    }
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -108,20 +111,24 @@ async def test_forged_expired_and_unsigned_tokens_are_refused(gateway: GatewayFa
     good = await login(client)
     row = await admin_conn.fetchrow("SELECT id, tenant_id FROM gateway.users")
     user_id, tenant_id = row["id"], row["tenant_id"]
+    sid = jwt.decode(good, options={"verify_signature": False})["sid"]  # a live session: only the flaw differs
     kid = {"kid": make_settings().jwt_key_id}
-    forged = jwt.encode(_claims(user_id, tenant_id), "some-other-secret-0123456789abcdef", "HS256", headers=kid)
+    hand_made = jwt.encode(_claims(user_id, tenant_id, sid), JWT_SECRET, "HS256", headers=kid)
+    forged = jwt.encode(_claims(user_id, tenant_id, sid), "some-other-secret-0123456789abcdef", "HS256", headers=kid)
     expired = jwt.encode(
-        _claims(user_id, tenant_id, iat=int(time.time()) - 100, exp=int(time.time()) - 10), JWT_SECRET, "HS256",
-        headers=kid,
+        _claims(user_id, tenant_id, sid, iat=int(time.time()) - 100, exp=int(time.time()) - 10), JWT_SECRET,
+        "HS256", headers=kid,
     )
-    unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT', **kid})}.{_b64(_claims(user_id, tenant_id))}."
-    wrong_kid = jwt.encode(_claims(user_id, tenant_id), JWT_SECRET, "HS256", headers={"kid": "k-unknown"})
+    unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT', **kid})}.{_b64(_claims(user_id, tenant_id, sid))}."
+    wrong_kid = jwt.encode(_claims(user_id, tenant_id, sid), JWT_SECRET, "HS256", headers={"kid": "k-unknown"})
     # Right secret and kid, but HS512: the algorithm is pinned, not taken from the header.
-    other_alg = jwt.encode(_claims(user_id, tenant_id), JWT_SECRET + JWT_SECRET, "HS512", headers=kid)
-    assert (await client.get("/v1/admin/users", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+    other_alg = jwt.encode(_claims(user_id, tenant_id, sid), JWT_SECRET + JWT_SECRET, "HS512", headers=kid)
+    no_session = jwt.encode(_claims(user_id, tenant_id, uuid.uuid4().hex), JWT_SECRET, "HS256", headers=kid)
+    for valid in (good, hand_made):  # the controls: the claims above are otherwise acceptable
+        assert (await client.get("/v1/admin/users", headers={"Authorization": f"Bearer {valid}"})).status_code == 200
     for name, token in [
         ("forged", forged), ("expired", expired), ("alg-none", unsigned), ("wrong-kid", wrong_kid),
-        ("hs512", other_alg), ("garbage", "not.a.jwt"),
+        ("hs512", other_alg), ("garbage", "not.a.jwt"), ("unknown-session", no_session),
     ]:
         response = await client.get("/v1/admin/users", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, name
