@@ -8,6 +8,7 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -113,6 +114,10 @@ async def gateway(clean_gateway: None) -> AsyncIterator[GatewayFactory]:
     for lifespan, client in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+    await drop_redis_keys(prefix)
+
+
+async def drop_redis_keys(prefix: str) -> None:
     redis = Redis.from_url(REDIS_URL)
     try:
         keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
@@ -244,25 +249,44 @@ def free_port_socket() -> socket.socket:
     return sock
 
 
-@pytest.fixture(scope="session")
-async def upstream_url() -> AsyncIterator[str]:
-    """An echo service under uvicorn on 127.0.0.1 (a real socket, not an in-process transport).
-
-    ``/v1/search`` never answers in time and ``/v1/conversations`` streams SSE
-    chunks; every other path echoes what it received.
-    """
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app under uvicorn on a free loopback port (a real socket)."""
     sock = free_port_socket()
-    server = uvicorn.Server(uvicorn.Config(echo_app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(500):  # uvicorn exposes a flag, not an event
         if server.started or task.done():
             break
         await asyncio.sleep(0.01)
-    assert server.started, "the echo upstream did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await task
-    sock.close()
+    assert server.started, "the loopback upstream did not start"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+async def upstream_url() -> AsyncIterator[str]:
+    """An echo service under uvicorn on 127.0.0.1 (a real socket, not an in-process transport).
+
+    ``/v1/search`` never answers in time and ``/v1/conversations`` streams SSE
+    chunks; ``/v1/query`` answers like the query service; every other path
+    echoes what it received.
+    """
+    async with serve(echo_app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def fast_upstream_url() -> AsyncIterator[str]:
+    """Like ``upstream_url`` but every route answers at once (for fuzzing)."""
+    app = Starlette(routes=[Route("/v1/query", _query, methods=["POST"]),
+                            Route("/{path:path}", _echo, methods=ALL_METHODS)])
+    async with serve(app) as url:
+        yield url
 
 
 @pytest.fixture

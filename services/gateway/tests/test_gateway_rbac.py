@@ -28,9 +28,9 @@ async def _openapi_operations(client: Any) -> list[tuple[str, str]]:
 
 
 async def test_every_route_in_openapi_declares_a_permission_and_refuses_anonymous_callers(
-    gateway: GatewayFactory, upstream_url: str
+    gateway: GatewayFactory, fast_upstream_url: str
 ) -> None:
-    client = await gateway(**_upstreams(upstream_url))
+    client = await gateway(**_upstreams(fast_upstream_url))
     operations = await _openapi_operations(client)
     assert len(operations) >= 30
     # OpenAPI shows `{subpath}` where the route declares `{subpath:path}`.
@@ -47,9 +47,9 @@ async def test_every_route_in_openapi_declares_a_permission_and_refuses_anonymou
 
 
 async def test_each_role_reaches_exactly_the_routes_its_permissions_allow(
-    gateway: GatewayFactory, upstream_url: str
+    gateway: GatewayFactory, fast_upstream_url: str
 ) -> None:
-    client = await gateway(**_upstreams(upstream_url))
+    client = await gateway(**_upstreams(fast_upstream_url))
     admin = bearer(await login(client))
     tenant = await new_tenant(client, admin, "acme")
     operations = await _openapi_operations(client)
@@ -88,9 +88,9 @@ async def test_a_route_added_without_a_permission_is_refused_even_to_a_platform_
 
 
 async def test_document_writes_are_tenant_admin_only_unless_the_tenant_opens_them_to_members(
-    gateway: GatewayFactory, upstream_url: str
+    gateway: GatewayFactory, fast_upstream_url: str
 ) -> None:
-    client = await gateway(**_upstreams(upstream_url))
+    client = await gateway(**_upstreams(fast_upstream_url))
     admin = bearer(await login(client))
     tenant = await new_tenant(client, admin, "acme")
     _, member = await new_user(client, admin, "m@acme.io", "member", tenant)

@@ -73,7 +73,7 @@ class ResponseCache:
             raw = await self._redis.get(key)
         except REDIS_ERRORS:
             return None
-        if raw is None:
+        if not isinstance(raw, bytes):
             return None
         content_type, _, body = raw.partition(b"\n")
         return CachedAnswer(200, content_type.decode(), body)
