@@ -64,6 +64,7 @@ def start_stack(var_dir: Path, broker_namespace: str, timeout: float = 240.0) ->
         "VECTRION_VAR_DIR": str(var_dir),
         "VECTRION_DB_NAME": db_name,
         "VECTRION_BROKER_NAMESPACE": broker_namespace,
+        "VECTRION_REDIS_KEY_PREFIX": f"{broker_namespace}:gw",  # the gateway's Redis keys, per stack
         "VECTRION_BOOTSTRAP_ADMIN_EMAIL": "admin@e2e.test",
         **{f"VECTRION_{service.upper()}_PORT": str(port) for service, port in ports.items()},
     }
