@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -50,6 +50,21 @@ class FileSecretsSource(PydanticBaseSettingsSource):
         return values
 
 
+class RetrySettings(BaseModel):
+    """How a consumer retries a message that failed with a transient error.
+
+    Attempt ``n`` (1-based) that fails waits about ``base_delay_ms * multiplier**(n-1)``
+    (at most ``max_delay_ms``, +/- ``jitter``) in a delay queue, then is delivered again;
+    after ``max_attempts`` deliveries that failed it is parked in the consumer's DLQ.
+    """
+
+    max_attempts: int = Field(default=5, ge=1, le=20, description="handler runs before the message is parked")
+    base_delay_ms: int = Field(default=1000, ge=1)
+    multiplier: float = Field(default=2.0, ge=1.0)
+    max_delay_ms: int = Field(default=5 * 60 * 1000, ge=1)
+    jitter: float = Field(default=0.2, ge=0.0, lt=0.5, description="+/- this fraction of each delay, at random")
+
+
 class ServiceSettings(BaseSettings):
     """Settings every Vectrion service has. Subclasses set ``service_name``."""
 
@@ -76,6 +91,7 @@ class ServiceSettings(BaseSettings):
         description="prefix of every exchange and queue name; tests use their own to stay isolated",
     )
     broker_prefetch: int = 16
+    retry: RetrySettings = Field(default_factory=RetrySettings)
 
     internal_token_secret: SecretStr | None = Field(
         default=None, description="HMAC key of the gateway-signed identity tokens"

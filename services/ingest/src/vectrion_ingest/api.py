@@ -70,3 +70,9 @@ async def list_documents(
 @router.get("/{document_id}")
 async def get_document(identity: CurrentIdentity, documents: Documents, document_id: uuid.UUID) -> DocumentOut:
     return DocumentOut.model_validate(await documents.get(identity, document_id))
+
+
+@router.post("/{document_id}/reprocess", status_code=202)
+async def reprocess_document(identity: CurrentIdentity, documents: Documents, document_id: uuid.UUID) -> DocumentOut:
+    """Run the pipeline again as a new generation (``attempts`` + 1)."""
+    return DocumentOut.model_validate(await documents.reprocess(identity, document_id))

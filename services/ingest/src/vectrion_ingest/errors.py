@@ -42,3 +42,11 @@ class DuplicateDocument(IngestError):
     """The same bytes already exist in the tenant as a document the caller may not see."""
 
     status, type_, title = 409, "duplicate-document", "Duplicate document"
+
+
+class NotAllowed(IngestError):
+    status, type_, title = 403, "forbidden", "Not allowed"
+
+
+class DocumentBeingDeleted(IngestError):
+    status, type_, title = 409, "document-being-deleted", "The document is being deleted"

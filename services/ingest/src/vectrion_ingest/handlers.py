@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from faststream.rabbit import RabbitBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vectrion_common.contracts import DocumentChunkedV1, DocumentFailedV1, DocumentIndexedV1, Event
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
-from vectrion_common.messaging.topology import Topology
+from vectrion_common.messaging.retry import Failure, FailureReporter, failure_event
+from vectrion_common.runtime import ServiceRuntime
 from vectrion_ingest.models import inbox
 from vectrion_ingest.repository import DocumentRepository
 from vectrion_ingest.status import DocumentStatus, PipelineStep, decide
@@ -66,19 +66,22 @@ async def apply_pipeline_event(sessions: async_sessionmaker[AsyncSession], event
     log.info(f"document.{step.value}", status=decision.status.value, transition=decision.reason, **ids, **facts)
 
 
-def register_handlers(
-    broker: RabbitBroker, topology: Topology, sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    """Subscribe the ``ingest`` consumer; call before ``broker.start()``."""
+def report_failures(sessions: async_sessionmaker[AsyncSession]) -> FailureReporter:
+    """Ingest owns the status: a message it gave up on fails its document right here, through the
+    same state machine (and inbox) as a ``document.failed.v1`` from another stage would."""
 
-    @broker.subscriber(topology.consumer_queue(CONSUMER, DocumentChunkedV1), exchange=topology.events)
-    async def on_document_chunked(event: DocumentChunkedV1) -> None:
+    async def report(event: Event, failure: Failure) -> None:
+        await apply_pipeline_event(sessions, failure_event(event, failure, CONSUMER))
+
+    return report
+
+
+def register_handlers(runtime: ServiceRuntime) -> None:
+    """Subscribe the ``ingest`` consumer; call before ``runtime.running()``."""
+    sessions = runtime.sessions
+
+    async def handle(event: Event) -> None:
         await apply_pipeline_event(sessions, event)
 
-    @broker.subscriber(topology.consumer_queue(CONSUMER, DocumentIndexedV1), exchange=topology.events)
-    async def on_document_indexed(event: DocumentIndexedV1) -> None:
-        await apply_pipeline_event(sessions, event)
-
-    @broker.subscriber(topology.consumer_queue(CONSUMER, DocumentFailedV1), exchange=topology.events)
-    async def on_document_failed(event: DocumentFailedV1) -> None:
-        await apply_pipeline_event(sessions, event)
+    for event_cls in CONSUMED_EVENTS:
+        runtime.subscribe(event_cls, handle)

@@ -14,6 +14,7 @@ from vectrion_ingest.models import documents
 from vectrion_ingest.status import DocumentStatus
 
 DocumentRow = sa.Row[Any]
+LIVE_STATUSES = (DocumentStatus.UPLOADED.value, DocumentStatus.PROCESSING.value, DocumentStatus.PROCESSED.value)
 
 
 def _visible_to(identity: Identity) -> sa.ColumnElement[bool]:
@@ -61,6 +62,21 @@ class DocumentRepository:
             sa.select(documents).where(documents.c.id == document_id).with_for_update()
         )
         return result.first()
+
+    async def lock_stuck(self, older_than_seconds: float, limit: int) -> Sequence[DocumentRow]:
+        """Live documents whose status has not moved for a while, locked; rows another
+        replica's sweeper holds are skipped."""
+        result = await self._session.execute(
+            sa.select(documents)
+            .where(
+                documents.c.status.in_(LIVE_STATUSES),
+                documents.c.updated_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
+            )
+            .order_by(documents.c.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return result.all()
 
     async def update(self, document_id: uuid.UUID, **values: Any) -> None:
         await self._session.execute(

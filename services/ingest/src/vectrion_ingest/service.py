@@ -24,7 +24,8 @@ from vectrion_common.identity import Identity
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.outbox import add_event
 from vectrion_common.storage import BlobStore
-from vectrion_ingest.errors import DocumentNotFound, DuplicateDocument
+from vectrion_ingest.errors import DocumentBeingDeleted, DocumentNotFound, DuplicateDocument, NotAllowed
+from vectrion_ingest.lifecycle import can_restart, start_new_generation
 from vectrion_ingest.models import outbox
 from vectrion_ingest.repository import DocumentRepository, DocumentRow
 from vectrion_ingest.status import DocumentStatus
@@ -134,6 +135,25 @@ class DocumentService:
         if document is None:
             raise DocumentNotFound(f"document {document_id} not found")
         return document
+
+    async def reprocess(self, identity: Identity, document_id: uuid.UUID) -> DocumentRow:
+        """Run the pipeline again as a new generation; late events of the old one are ignored."""
+        async with unit_of_work(self._sessions) as session:
+            repository = DocumentRepository(session)
+            if await repository.get_visible(identity, document_id) is None:
+                raise DocumentNotFound(f"document {document_id} not found")
+            document = await repository.lock(document_id)
+            assert document is not None
+            if document.owner_id != identity.user_id and identity.role not in ("admin", "platform_admin"):
+                raise NotAllowed("only the owner or a tenant admin may reprocess a document")
+            if not can_restart(DocumentStatus(document.status)):
+                raise DocumentBeingDeleted(f"document {document_id} is {document.status}")
+            generation = await start_new_generation(session, document)
+            updated = await repository.get_visible(identity, document_id)
+        self._on_commit()
+        log.info("document.reprocess_requested", document_id=str(document_id), generation=generation)
+        assert updated is not None
+        return updated
 
     async def list(self, identity: Identity, *, limit: int, offset: int) -> Sequence[DocumentRow]:
         async with self._sessions() as session:

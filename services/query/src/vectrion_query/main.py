@@ -13,18 +13,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from vectrion_common.db import make_engine, make_sessionmaker, ping
 from vectrion_common.logs import configure_logging, get_logger
-from vectrion_common.messaging.broker import declare_consumer_topology, make_broker
-from vectrion_common.messaging.outbox import OutboxRelay
-from vectrion_common.messaging.topology import Topology
+from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
 from vectrion_query.answering import make_answerer
 from vectrion_query.api import router
 from vectrion_query.asking import QuestionService
 from vectrion_query.guardrails import make_guardrails
-from vectrion_query.handlers import CONSUMED_EVENTS, register_handlers
+from vectrion_query.handlers import register_handlers
 from vectrion_query.indexing import CONSUMER, ChunkIndexer
 from vectrion_query.models import outbox
 from vectrion_query.query_embedding import make_query_embedder
@@ -35,66 +32,47 @@ from vectrion_query.vector_store import make_vector_store
 
 log = get_logger(__name__)
 
-BROKER_PING_TIMEOUT = 2.0
-
 
 def create_app(settings: QuerySettings | None = None) -> FastAPI:
     settings = settings or load_settings(QuerySettings)
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     secret = settings.require_secret("internal_token_secret").get_secret_value()
-    topology = Topology(settings.broker_namespace)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.db_url(), settings.db_schema, settings.db_pool_size)
-        sessions = make_sessionmaker(engine)
+        runtime = ServiceRuntime(app, settings, consumer=CONSUMER, outbox=outbox)
+        sessions, broker, topology = runtime.sessions, runtime.broker, runtime.topology
         store = make_vector_store(settings)
         await store.start()
-        broker = make_broker(settings, app.state.tracer_provider)
-        relay = OutboxRelay(sessions, outbox, broker, topology)
         indexer = ChunkIndexer(
-            store=store, sessions=sessions, dimension=settings.embedding_dimension, wake_relay=relay.wake
+            store=store, sessions=sessions, dimension=settings.embedding_dimension, wake_relay=runtime.wake_relay
         )
-        register_handlers(broker, topology, indexer)
+        register_handlers(runtime, indexer)
+        app.state.readiness_checks["vector_store"] = store.ping
         try:
-            await broker.connect()
-            await declare_consumer_topology(broker, topology, CONSUMER, CONSUMED_EVENTS)
-            await broker.start()
-            relay.start()
-
-            retriever = Retriever(
-                make_query_embedder(settings, broker, topology),
-                store,
-                sessions,
-                max_chunks_per_page=settings.max_chunks_per_page,
-            )
-            app.state.sessions = sessions
-            app.state.vector_store = store
-            app.state.broker = broker
-            app.state.retriever = retriever
-            app.state.questions = QuestionService(
-                retriever=retriever,
-                guardrails=make_guardrails(settings, broker, topology),
-                answerer=make_answerer(settings),
-                tokens=make_token_counter(),
-                sessions=sessions,
-                top_k=settings.answer_top_k,
-            )
-
-            async def broker_ready() -> None:
-                if not await broker.ping(timeout=BROKER_PING_TIMEOUT):
-                    raise ConnectionError("rabbitmq did not answer")
-
-            app.state.readiness_checks.update(
-                {"database": lambda: ping(engine), "broker": broker_ready, "vector_store": store.ping}
-            )
-            log.info("query.started", qdrant="server" if settings.qdrant_url else f"local:{settings.qdrant_path}")
-            yield
+            async with runtime.running():
+                retriever = Retriever(
+                    make_query_embedder(settings, broker, topology),
+                    store,
+                    sessions,
+                    max_chunks_per_page=settings.max_chunks_per_page,
+                )
+                app.state.sessions = sessions
+                app.state.vector_store = store
+                app.state.broker = broker
+                app.state.retriever = retriever
+                app.state.questions = QuestionService(
+                    retriever=retriever,
+                    guardrails=make_guardrails(settings, broker, topology),
+                    answerer=make_answerer(settings),
+                    tokens=make_token_counter(),
+                    sessions=sessions,
+                    top_k=settings.answer_top_k,
+                )
+                log.info("query.started", qdrant="server" if settings.qdrant_url else f"local:{settings.qdrant_path}")
+                yield
         finally:
-            await relay.stop()
-            await broker.stop()
             await store.close()
-            await engine.dispose()
 
     app = create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)
     app.state.internal_token_secret = secret

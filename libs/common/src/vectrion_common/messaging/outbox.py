@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from faststream.rabbit import RabbitBroker
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vectrion_common.contracts import Event
@@ -42,19 +42,23 @@ def outbox_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-async def add_event(session: AsyncSession, outbox: sa.Table, event: Event) -> None:
-    """Stage ``event`` for publishing once the caller's transaction commits."""
+async def add_event(session: AsyncSession, outbox: sa.Table, event: Event, *, skip_duplicate: bool = False) -> None:
+    """Stage ``event`` for publishing once the caller's transaction commits.
+
+    ``skip_duplicate``: an event with this id still waiting in the outbox is left as it is.
+    """
     trace = event.trace or current_traceparent()
     if trace and not event.trace:
         event = event.model_copy(update={"trace": trace})
-    await session.execute(
-        sa.insert(outbox).values(
-            event_id=event.event_id,
-            routing_key=event.event_type,
-            payload=event.model_dump(mode="json"),
-            headers=trace,
-        )
+    statement = insert(outbox).values(
+        event_id=event.event_id,
+        routing_key=event.event_type,
+        payload=event.model_dump(mode="json"),
+        headers=trace,
     )
+    if skip_duplicate:
+        statement = statement.on_conflict_do_nothing(index_elements=[outbox.c.event_id])
+    await session.execute(statement)
 
 
 class OutboxRelay:

@@ -4,8 +4,14 @@
   routed by event type (``document.uploaded.v1``).
 - ``<ns>.<consumer>``: one durable quorum queue per consumer and event, with a
   delivery limit so a poison message cannot loop forever, dead-lettering into
-- ``<ns>.dlx`` (direct) -> ``<ns>.<consumer>.dlq``: parked messages for the
-  DLQ admin API.
+- ``<ns>.dlx`` (direct) -> ``<ns>.<consumer>.<event>.dlq``: parked messages
+  for the DLQ admin API.
+- ``<ns>.<consumer>.<event>.delay.<ms>ms``: one delay queue per retry delay
+  (``x-message-ttl``), dead-lettering back through
+- ``<ns>.retry`` (direct), where every work queue is also bound under its own
+  name: a retried or replayed message reaches only the consumer it failed in.
+  The delay is in the name, so changing the retry settings declares new queues
+  instead of clashing with the old arguments.
 - ``<ns>.rpc.<name>``: classic, non-durable request queues for request/reply
   (query -> embedder, query -> guardrails), separate from ingestion traffic so a
   query never waits behind a backlog.
@@ -20,10 +26,27 @@ from dataclasses import dataclass
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from vectrion_common.contracts import Event
+from vectrion_common.contracts import (
+    ChunksEmbeddedV1,
+    DocumentChunkedV1,
+    DocumentFailedV1,
+    DocumentIndexedV1,
+    DocumentUploadedV1,
+    EmbeddingRequestedV1,
+    Event,
+)
 
 DELIVERY_LIMIT = 10
 RPC_MESSAGE_TTL_MS = 30_000
+
+# Who consumes which event. Each service subscribes its own share; the DLQ admin
+# (ingest) reads the whole map to find every dead-letter queue.
+CONSUMERS: dict[str, tuple[type[Event], ...]] = {
+    "chunker": (DocumentUploadedV1,),
+    "embedder": (EmbeddingRequestedV1,),
+    "query": (ChunksEmbeddedV1,),
+    "ingest": (DocumentChunkedV1, DocumentIndexedV1, DocumentFailedV1),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +60,10 @@ class Topology:
     @property
     def dead_letters(self) -> RabbitExchange:
         return RabbitExchange(f"{self.namespace}.dlx", type=ExchangeType.DIRECT, durable=True)
+
+    @property
+    def retries(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.namespace}.retry", type=ExchangeType.DIRECT, durable=True)
 
     def queue_name(self, consumer: str, event: type[Event]) -> str:
         return f"{self.namespace}.{consumer}.{event.event_type}"
@@ -59,6 +86,30 @@ class Topology:
         name = dlq_name(self.queue_name(consumer, event))
         return RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, routing_key=name)
 
+    def delay_queue(self, consumer: str, event: type[Event], delay_ms: int, max_ttl_ms: int) -> RabbitQueue:
+        """Holds a message ``delay_ms`` (each message may carry a shorter, jittered expiration; the
+        queue TTL ``max_ttl_ms`` caps it), then dead-letters it back to the consumer's work queue.
+        Quorum with at-least-once dead-lettering: a retry is not lost if the broker restarts."""
+        work_queue = self.queue_name(consumer, event)
+        return RabbitQueue(
+            f"{work_queue}.delay.{delay_ms}ms",
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments={
+                "x-message-ttl": max_ttl_ms,
+                "x-dead-letter-exchange": self.retries.name,
+                "x-dead-letter-routing-key": work_queue,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+
+    def dead_letter_queues(self) -> list[str]:
+        """Every consumer's DLQ, from :data:`CONSUMERS`."""
+        return [
+            dlq_name(self.queue_name(consumer, event)) for consumer, events in CONSUMERS.items() for event in events
+        ]
+
     def rpc_queue(self, name: str) -> RabbitQueue:
         return RabbitQueue(
             f"{self.namespace}.rpc.{name}",
@@ -69,3 +120,7 @@ class Topology:
 
 def dlq_name(queue: str) -> str:
     return f"{queue}.dlq"
+
+
+def work_queue_of(dlq: str) -> str:
+    return dlq.removesuffix(".dlq")

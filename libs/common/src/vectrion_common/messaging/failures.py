@@ -1,0 +1,39 @@
+"""How a consumer that gave up on a message turns the document ``failed``.
+
+Stateless consumers (the embedder) publish ``document.failed.v1`` directly;
+consumers with a database stage it in their outbox. Either way its id derives
+from the given-up message, so reporting twice is harmless (ingest's inbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from faststream.rabbit import RabbitBroker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vectrion_common.contracts import Event
+from vectrion_common.db import unit_of_work
+from vectrion_common.messaging.broker import publish_event
+from vectrion_common.messaging.outbox import add_event
+from vectrion_common.messaging.retry import Failure, FailureReporter, failure_event
+from vectrion_common.messaging.topology import Topology
+
+
+def publish_failures(broker: RabbitBroker, topology: Topology, stage: str) -> FailureReporter:
+    async def report(event: Event, failure: Failure) -> None:
+        await publish_event(broker, topology, failure_event(event, failure, stage))
+
+    return report
+
+
+def stage_failures_in_outbox(
+    sessions: async_sessionmaker[AsyncSession], outbox: sa.Table, stage: str, wake: Callable[[], None]
+) -> FailureReporter:
+    async def report(event: Event, failure: Failure) -> None:
+        async with unit_of_work(sessions) as session:
+            await add_event(session, outbox, failure_event(event, failure, stage), skip_duplicate=True)
+        wake()
+
+    return report

@@ -1,0 +1,78 @@
+"""DLQ admin HTTP API (platform admins; the gateway proxies ``/v1/admin/dlq`` here)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from vectrion_common.identity import CurrentIdentity
+from vectrion_common.messaging.dead_letters import DeadLetter
+from vectrion_ingest.dead_letters import DeadLetterAdmin
+from vectrion_ingest.errors import NotAllowed
+
+router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"])
+
+
+def dead_letter_admin(request: Request, identity: CurrentIdentity) -> DeadLetterAdmin:
+    if not identity.is_platform_admin:
+        raise NotAllowed("the DLQ admin needs the platform_admin role")
+    admin: DeadLetterAdmin = request.app.state.dead_letters
+    return admin
+
+
+Admin = Annotated[DeadLetterAdmin, Depends(dead_letter_admin)]
+QueueFilter = Annotated[str | None, Query(description="one DLQ; default: every consumer's")]
+
+
+class DeadLetterOut(BaseModel):
+    message_id: str
+    queue: str
+    work_queue: str
+    consumer: str | None
+    event_type: str | None
+    error: str | None
+    error_type: str | None
+    permanent: bool | None
+    attempts: int | None
+    failed_at: str | None
+    document_id: str | None
+    tenant_id: str | None
+    generation: int | None
+    headers: dict[str, Any] | None = None
+    body: Any = None
+
+
+class DeadLetterList(BaseModel):
+    items: list[DeadLetterOut]
+
+
+def _out(letter: DeadLetter, *, full: bool) -> DeadLetterOut:
+    out = DeadLetterOut.model_validate(letter, from_attributes=True)
+    return out if full else out.model_copy(update={"headers": None, "body": None})
+
+
+@router.get("")
+async def list_dead_letters(admin: Admin, queue: QueueFilter = None) -> DeadLetterList:
+    return DeadLetterList(items=[_out(letter, full=False) for letter in await admin.list_all(queue)])
+
+
+@router.get("/{message_id}")
+async def inspect_dead_letter(admin: Admin, message_id: str, queue: QueueFilter = None) -> DeadLetterList:
+    """The message with its headers and body (one per DLQ holding it)."""
+    return DeadLetterList(items=[_out(letter, full=True) for letter in await admin.inspect(message_id, queue)])
+
+
+@router.post("/{message_id}/replay")
+async def replay_dead_letter(admin: Admin, message_id: str, queue: QueueFilter = None) -> DeadLetterList:
+    """Send the message back to the consumer it failed in, with a fresh attempt count."""
+    return DeadLetterList(items=[_out(letter, full=False) for letter in await admin.replay(message_id, queue)])
+
+
+@router.delete("/{message_id}")
+async def purge_dead_letter(admin: Admin, message_id: str, queue: QueueFilter = None) -> DeadLetterList:
+    return DeadLetterList(items=[_out(letter, full=False) for letter in await admin.purge(message_id, queue)])
+
+
+
