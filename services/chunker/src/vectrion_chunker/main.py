@@ -38,7 +38,7 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
                 min_chars=settings.chunk_min_chars,
             ),
             embedding_batch_size=settings.embedding_batch_size,
-            scanner=make_chunk_scanner(settings, broker, topology),
+            scanner=make_chunk_scanner(settings, runtime.broker, runtime.topology),
         )
         runtime.subscribe(DocumentUploadedV1, handler)
         app.state.readiness_checks["storage"] = blobs.ping

@@ -89,35 +89,60 @@ class ChunkIndexer:
             reason = f"embedding dimension {event.dimension} does not match the index ({self.dimension})"
             await self._fail(event, reason)
             return
+        async with self.sessions() as session:
+            newest = await repository.newest_indexed_generation(session, event.document_id)
+        if newest is not None and newest > event.generation:
+            await self._drop_stale(event, newest, upserted=False)
+            return
 
         await self.store.upsert(points_of(event))
 
+        # One transaction, serialised per document (all generations): claim, then either index
+        # the batch or, if a newer generation got indexed meanwhile, leave it out.
         async with unit_of_work(self.sessions) as session:
+            await repository.lock_document(session, event.document_id)
             if not await claim_message(session, inbox, CONSUMER, event.event_id):
-                log.info("chunks.duplicate_ignored", event_id=str(event.event_id), document_id=str(event.document_id))
-                return
-            inserted = await repository.insert_chunks(session, read_model_rows(event))
-            progress = await repository.lock_progress(
-                session, event.document_id, event.generation, event.tenant_id, event.total_chunks
-            )
-            indexed = await repository.count_chunks(session, event.document_id, event.generation)
-            due = indexed_event_due(indexed, progress.total_chunks, progress.indexed_event_emitted)
-            await repository.update_progress(
-                session, event.document_id, event.generation, indexed, progress.indexed_event_emitted or due
-            )
-            if due:
-                await add_event(
-                    session,
-                    outbox,
-                    DocumentIndexedV1(
-                        event_id=indexed_event_id(event.document_id, event.generation),
-                        trace=event.trace,
-                        tenant_id=event.tenant_id,
-                        document_id=event.document_id,
-                        generation=event.generation,
-                        chunk_count=indexed,
-                    ),
+                outcome = "duplicate"
+            elif (newest := await repository.newest_indexed_generation(session, event.document_id)) is not None and (
+                newest > event.generation
+            ):
+                outcome = "stale"
+            else:
+                outcome = "indexed"
+                inserted = await repository.insert_chunks(session, read_model_rows(event))
+                progress = await repository.lock_progress(
+                    session, event.document_id, event.generation, event.tenant_id, event.total_chunks
                 )
+                indexed = await repository.count_chunks(session, event.document_id, event.generation)
+                due = indexed_event_due(indexed, progress.total_chunks, progress.indexed_event_emitted)
+                await repository.update_progress(
+                    session, event.document_id, event.generation, indexed, progress.indexed_event_emitted or due
+                )
+                dropped = 0
+                if due:
+                    # The new generation is complete: the old one stops being served in this same commit.
+                    dropped = await repository.delete_generations_before(session, event.document_id, event.generation)
+                    await add_event(
+                        session,
+                        outbox,
+                        DocumentIndexedV1(
+                            event_id=indexed_event_id(event.document_id, event.generation),
+                            trace=event.trace,
+                            tenant_id=event.tenant_id,
+                            document_id=event.document_id,
+                            generation=event.generation,
+                            chunk_count=indexed,
+                        ),
+                    )
+        if outcome == "duplicate":
+            log.info("chunks.duplicate_ignored", event_id=str(event.event_id), document_id=str(event.document_id))
+            # The first delivery committed; it may have died before dropping the old points.
+            await self._drop_older_points(event)
+            return
+        if outcome == "stale":
+            assert newest is not None
+            await self._drop_stale(event, newest, upserted=True)
+            return
         log.info(
             "chunks.indexed",
             document_id=str(event.document_id),
@@ -128,8 +153,24 @@ class ChunkIndexer:
             total=progress.total_chunks,
         )
         if due:
-            log.info("document.indexed", document_id=str(event.document_id), chunks=indexed)
+            await self._drop_older_points(event)
+            log.info("document.indexed", document_id=str(event.document_id), chunks=indexed, old_rows_dropped=dropped)
             self.wake_relay()
+
+    async def _drop_older_points(self, event: ChunksEmbeddedV1) -> None:
+        if event.generation > 1:
+            await self.store.delete_generations_before(event.document_id, event.generation)
+
+    async def _drop_stale(self, event: ChunksEmbeddedV1, newest: int, *, upserted: bool) -> None:
+        """A batch of a generation older than one already indexed: it must not come back."""
+        if upserted:
+            await self.store.delete_points([c.chunk_id for c in event.chunks])
+        log.info(
+            "chunks.stale_generation_ignored",
+            document_id=str(event.document_id),
+            generation=event.generation,
+            newest_indexed=newest,
+        )
 
     async def _fail(self, event: ChunksEmbeddedV1, reason: str) -> None:
         """A batch we can never index: report it once, permanently (retrying cannot help)."""

@@ -55,6 +55,33 @@ async def lock_progress(
     return Progress(total_chunks=row.total_chunks, indexed_event_emitted=row.indexed_event_emitted)
 
 
+async def lock_document(session: AsyncSession, document_id: uuid.UUID) -> None:
+    """Serialise the indexing transactions of one document (all generations) until commit."""
+    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(str(document_id), 0))))
+
+
+async def newest_indexed_generation(session: AsyncSession, document_id: uuid.UUID) -> int | None:
+    value: int | None = await session.scalar(
+        sa.select(sa.func.max(document_progress.c.generation)).where(
+            document_progress.c.document_id == document_id, document_progress.c.indexed_event_emitted
+        )
+    )
+    return value
+
+
+async def delete_generations_before(session: AsyncSession, document_id: uuid.UUID, generation: int) -> int:
+    """Read-model rows and progress of the document's older generations; returns chunk rows deleted."""
+    result = await session.execute(
+        sa.delete(chunks).where(chunks.c.document_id == document_id, chunks.c.generation < generation)
+    )
+    await session.execute(
+        sa.delete(document_progress).where(
+            document_progress.c.document_id == document_id, document_progress.c.generation < generation
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def count_chunks(session: AsyncSession, document_id: uuid.UUID, generation: int) -> int:
     count = await session.scalar(
         sa.select(sa.func.count()).where(chunks.c.document_id == document_id, chunks.c.generation == generation)

@@ -54,6 +54,12 @@ class VectorStore(Protocol):
 
     async def count(self, document_id: uuid.UUID, generation: int) -> int: ...
 
+    async def delete_points(self, chunk_ids: Sequence[uuid.UUID]) -> None: ...
+
+    async def delete_generations_before(self, document_id: uuid.UUID, generation: int) -> None:
+        """Drop every point of ``document_id`` from a generation older than ``generation``."""
+        ...
+
 
 def scope_filter(scope: AccessScope) -> qm.Filter:
     """The mandatory Qdrant filter: tenant_id == caller's tenant AND (visibility == tenant OR owner == caller)."""
@@ -157,6 +163,27 @@ class QdrantVectorStore:
             exact=True,
         )
         return result.count
+
+
+    async def delete_points(self, chunk_ids: Sequence[uuid.UUID]) -> None:
+        if chunk_ids:
+            await self._client.delete(
+                self._collection, points_selector=qm.PointIdsList(points=[str(c) for c in chunk_ids]), wait=True
+            )
+
+    async def delete_generations_before(self, document_id: uuid.UUID, generation: int) -> None:
+        await self._client.delete(
+            self._collection,
+            points_selector=qm.FilterSelector(
+                filter=qm.Filter(
+                    must=[
+                        qm.FieldCondition(key="document_id", match=qm.MatchValue(value=str(document_id))),
+                        qm.FieldCondition(key="generation", range=qm.Range(lt=generation)),
+                    ]
+                )
+            ),
+            wait=True,
+        )
 
 
 def make_vector_store(settings: QuerySettings) -> VectorStore:
