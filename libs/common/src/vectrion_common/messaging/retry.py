@@ -224,14 +224,18 @@ class Consumers:
     ) -> None:
         permanent = isinstance(exc, PermanentError)
         error = describe(exc)
+        # Explicit, not only bound: a handler may have cleared its own log context already.
+        ids = {"document_id": str(event.document_id), "event_id": str(event.event_id), "attempt": attempt}
         if not permanent and attempt < self.policy.max_attempts:
             delay = self.policy.jittered_delay_ms(attempt, self.rng)
-            log.warning("consumer.retry_scheduled", queue=queue, error=error, delay_ms=delay, next_attempt=attempt + 1)
+            log.warning(
+                "consumer.retry_scheduled", queue=queue, error=error, delay_ms=delay, next_attempt=attempt + 1, **ids
+            )
             await self._schedule_retry(message, event.__class__, attempt, delay, error)
             RETRIED.labels(self.consumer, event.event_type).inc()
             return
         failure = Failure(self.consumer, queue, attempt, error, permanent)
-        log.error("consumer.gave_up", queue=queue, error=error, attempts=attempt, permanent=permanent)
+        log.error("consumer.gave_up", queue=queue, error=error, attempts=attempt, permanent=permanent, **ids)
         if self.report_failure is not None:
             try:
                 await self.report_failure(event, failure)
