@@ -127,7 +127,8 @@ class Pipeline:
         )
 
     def document(self, identity: Identity, document_id: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.ingest_url}/v1/documents/{document_id}", headers=self.headers(identity), timeout=10)
+        url = f"{self.ingest_url}/v1/documents/{document_id}"
+        response = httpx.get(url, headers=self.headers(identity), timeout=10)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body

@@ -4,6 +4,7 @@ pipeline processes (ingest, chunker, embedder, query) on the real PostgreSQL and
 from __future__ import annotations
 
 import csv
+import itertools
 import random
 import shutil
 from collections.abc import Iterator
@@ -74,7 +75,7 @@ def test_a_poison_message_is_retried_with_growing_delays_parked_and_replayed_onc
     assert [r["attempt"] for r in mine] == list(range(1, MAX_ATTEMPTS))
     assert len(gave_up) == 1 and gave_up[0]["attempts"] == MAX_ATTEMPTS
     times = [datetime.fromisoformat(r["timestamp"]) for r in [*mine, *gave_up]]
-    gaps = [(b - a).total_seconds() * 1000 for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(times)]
     assert gaps == sorted(gaps), gaps
     for n, gap in enumerate(gaps, start=1):
         assert BASE_DELAY_MS * 2 ** (n - 1) * 0.9 <= gap <= BASE_DELAY_MS * 2 ** (n - 1) * 1.1 + 500, gaps

@@ -1,0 +1,141 @@
+"""kill -9 of the chunker, the embedder and the query consumer in the middle of work, ten times
+each: afterwards every document is indexed once, with chunks == read-model rows == Qdrant points."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from tests.e2e.pipeline import Pipeline, new_identity, start_pipeline, stop_pipeline
+from tests.harness import ADMIN_URL, SHARED_DATA
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PDFS = SHARED_DATA / "pdfs"
+BATCH = [
+    PDFS / "docling_multi_page.pdf",
+    PDFS / "pypdfsamples_pdflatex-4-pages.pdf",
+    PDFS / "pypdfsamples_multicolumn.pdf",
+]
+RUNS = 10
+# The log event each target writes when it finished one unit of work: kill it right after one.
+PROGRESS = {"chunker": "chunker.document_chunked", "embedder": "embedder.batch_embedded", "query": "chunks.indexed"}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, broker_namespace: str) -> Iterator[Pipeline]:
+    running = start_pipeline(
+        tmp_path_factory.mktemp("crash"),
+        f"{broker_namespace}c",
+        # Small embedding batches: each document is several messages for the embedder and query.
+        extra_env={"VECTRION_EMBEDDING_BATCH_SIZE": "8"},
+    )
+    try:
+        yield running
+    finally:
+        stop_pipeline(running)
+
+
+def _wait_for_progress(pipeline: Pipeline, target: str, seen: int, timeout: float = 60) -> None:
+    service = pipeline.services[target]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(service.events(PROGRESS[target])) > seen:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{target} made no progress in {timeout}s:\n{service.log_tail()}")
+
+
+async def _counts(pipeline: Pipeline, document_ids: list[str]) -> dict[str, dict[str, int]]:
+    conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + pipeline.db_name)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT d.id::text AS id, d.status, d.generation, d.attempts, d.chunks,
+              (SELECT count(*) FROM chunker.chunks c WHERE c.document_id = d.id AND c.generation = d.generation)
+                AS chunker_rows,
+              (SELECT count(DISTINCT chunk_index) FROM chunker.chunks c WHERE c.document_id = d.id) AS chunker_all,
+              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id AND q.generation = d.generation)
+                AS read_model_rows,
+              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id) AS read_model_all
+            FROM ingest.documents d WHERE d.id = ANY($1::uuid[])
+            """,
+            document_ids,
+        )
+    finally:
+        await conn.close()
+    return {r["id"]: dict(r) for r in rows}
+
+
+def _qdrant_points(pipeline: Pipeline, document_ids: list[str]) -> dict[str, int]:
+    """Counted with the query service stopped: local mode lets one process open the store."""
+    query = pipeline.services["query"]
+    query.stop()
+    try:
+        client = QdrantClient(path=str(pipeline.var_dir / "qdrant"))
+        try:
+            return {
+                d: client.count(
+                    "chunks",
+                    count_filter=qm.Filter(
+                        must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=d))]
+                    ),
+                    exact=True,
+                ).count
+                for d in document_ids
+            }
+        finally:
+            client.close()
+    finally:
+        query.start()
+        query.wait_ready()
+
+
+@pytest.mark.parametrize("target", ["chunker", "embedder", "query"])
+def test_kill_9_mid_work_loses_nothing_and_duplicates_nothing(pipeline: Pipeline, target: str) -> None:
+    service = pipeline.services[target]
+    rng = random.Random(target)
+    document_ids: list[str] = []
+    busy_at_kill = 0
+    started = time.monotonic()
+    for _ in range(RUNS):
+        identity = new_identity()  # a new tenant each run: the same bytes are not deduplicated
+        seen = len(service.events(PROGRESS[target]))
+        ids = []
+        for path in BATCH:
+            response = pipeline.upload(identity, path)
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["id"])
+        _wait_for_progress(pipeline, target, seen)
+        time.sleep(rng.uniform(0, 0.3))
+        pending = sum(pipeline.document(identity, d)["status"] != "indexed" for d in ids)
+        service.kill9()
+        busy_at_kill += pending > 0
+        service.start()
+        service.wait_ready()
+        settled = pipeline.wait_settled(identity, ids, timeout=120)
+        assert {d["status"] for d in settled.values()} == {"indexed"}, settled
+        document_ids += ids
+
+    counts = asyncio.run(_counts(pipeline, document_ids))
+    points = _qdrant_points(pipeline, document_ids)
+    for document_id in document_ids:
+        row = counts[document_id]
+        assert row["status"] == "indexed" and row["generation"] == 1 and row["attempts"] == 1, row
+        assert row["chunks"] > 0
+        assert row["chunks"] == row["chunker_rows"] == row["chunker_all"], row
+        assert row["chunks"] == row["read_model_rows"] == row["read_model_all"], row
+        assert points[document_id] == row["chunks"], (document_id, points[document_id], row)
+    # The kills have to land while there is work left, or this test proves nothing.
+    assert busy_at_kill >= RUNS - 2, busy_at_kill
+    print(
+        f"\n{target}: {RUNS} kill -9 runs, {busy_at_kill} with documents still in flight, "
+        f"{len(document_ids)} documents indexed exactly once, {time.monotonic() - started:.0f}s"
+    )
