@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,11 +35,12 @@ class PrivateBroker:
 
 
 @contextmanager
-def private_rabbitmq(directory: Path) -> Iterator[PrivateBroker]:
+def private_rabbitmq() -> Iterator[PrivateBroker]:
     if shutil.which("rabbitmq-server") is None or shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmq-server is not installed here; the broker-restart test needs a node of its own")
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o777)  # the server script drops to the rabbitmq user
+    # Not under pytest's private tmp: the server script drops to the rabbitmq user, who must reach it.
+    directory = Path(tempfile.mkdtemp(prefix="vectrion-rabbitmq-"))
+    directory.chmod(0o777)
     port, dist_port = free_port(), free_port()
     config = directory / "rabbitmq.conf"
     config.write_text(f"listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n")
@@ -79,3 +81,4 @@ def private_rabbitmq(directory: Path) -> Iterator[PrivateBroker]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -28,8 +28,8 @@ OUTAGE_SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
-    with private_rabbitmq(tmp_path_factory.mktemp("rabbitmq")) as node:
+def broker() -> Iterator[PrivateBroker]:
+    with private_rabbitmq() as node:
         yield node
 
 
