@@ -80,7 +80,7 @@ def delete_broker_namespace(namespace: str) -> None:
             for name in names:
                 channel = await connection.channel()
                 await channel.queue_delete(name)
-            for exchange in ("events", "dlx"):
+            for exchange in ("events", "dlx", "retry"):
                 channel = await connection.channel()
                 await channel.exchange_delete(f"{namespace}.{exchange}")
 

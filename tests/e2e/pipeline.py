@@ -1,4 +1,4 @@
-"""The ingestion pipeline (ingest, chunker, embedder, query) as separate uvicorn processes that a
+"""The ingestion pipeline (ingest, chunker, embedder, query, guardrails) as separate uvicorn processes that a
 test can kill -9 and restart one by one; its own database, broker namespace and var directory."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from tests.e2e.stack import free_port
 from tests.harness import RABBITMQ_URL, REPO_ROOT, drop_database, migrate_services
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 
-PIPELINE = ("ingest", "chunker", "embedder", "query")
+# guardrails too: the chunker scans every chunk through it and fails closed without it.
+PIPELINE = ("ingest", "chunker", "embedder", "query", "guardrails")
 SECRET = "pipeline-test-internal-secret-0123456789"
 SETTLED = ("indexed", "failed")
 
