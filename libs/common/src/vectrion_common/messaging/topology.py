@@ -89,18 +89,19 @@ class Topology:
     def delay_queue(self, consumer: str, event: type[Event], delay_ms: int, max_ttl_ms: int) -> RabbitQueue:
         """Holds a message ``delay_ms`` (each message may carry a shorter, jittered expiration; the
         queue TTL ``max_ttl_ms`` caps it), then dead-letters it back to the consumer's work queue.
-        Quorum with at-least-once dead-lettering: a retry is not lost if the broker restarts."""
+
+        A classic durable queue, not quorum: there are several per work queue, each one a Raft
+        cluster would cost the broker far more than the short wait it holds (persistent
+        messages still survive a broker restart)."""
         work_queue = self.queue_name(consumer, event)
         return RabbitQueue(
             f"{work_queue}.delay.{delay_ms}ms",
-            queue_type=QueueType.QUORUM,
+            queue_type=QueueType.CLASSIC,
             durable=True,
             arguments={
                 "x-message-ttl": max_ttl_ms,
                 "x-dead-letter-exchange": self.retries.name,
                 "x-dead-letter-routing-key": work_queue,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
             },
         )
 
