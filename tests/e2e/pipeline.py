@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.stack import free_port
-from tests.harness import RABBITMQ_URL, REPO_ROOT, drop_database, migrate_services
+from tests.harness import RABBITMQ_URL, REPO_ROOT, delete_broker_namespace, drop_database, migrate_services
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 
 # guardrails too: the chunker scans every chunk through it and fails closed without it.
@@ -201,6 +201,10 @@ def start_pipeline(
     return pipeline
 
 
-def stop_pipeline(pipeline: Pipeline) -> None:
+def stop_pipeline(pipeline: Pipeline, *, shared_broker: bool = True) -> None:
+    """Stop the processes, drop the database and (on the shared broker) the namespace's queues:
+    ``<session>r.`` does not start with ``<session>.``, so the session clean-up would miss them."""
     pipeline.stop()
     drop_database(pipeline.db_name)
+    if shared_broker:
+        delete_broker_namespace(pipeline.namespace)

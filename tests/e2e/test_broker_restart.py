@@ -41,7 +41,7 @@ def pipeline(
     try:
         yield running
     finally:
-        stop_pipeline(running)
+        stop_pipeline(running, shared_broker=False)  # its queues go with the private node
 
 
 def test_no_accepted_upload_is_lost_when_rabbitmq_restarts_during_ingestion(
