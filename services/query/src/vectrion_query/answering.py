@@ -4,8 +4,8 @@ The extractive answerer does not generate text: it quotes the 1-3 sentences of
 the retrieved chunks that best cover the question's content words, verbatim,
 labelled as quotes, each with a citation to the chunk it came from. When no
 sentence scores above ``answer_min_score`` it says the documents do not contain
-the answer and cites nothing. An LLM answerer (OpenAI-compatible endpoint) is a
-later issue; it plugs in behind the same :class:`Answerer` protocol.
+the answer and cites nothing. The LLM answerer (:mod:`vectrion_query.llm_answering`)
+plugs in behind the same :class:`Answerer` protocol and falls back to this one.
 """
 
 from __future__ import annotations
@@ -53,12 +53,31 @@ class AnswerDraft:
     text: str
     citations: list[Citation]
     found: bool
+    answerer: str = "extractive"
+    model: str | None = None
+    # Provider-reported usage when an LLM answered (None = count with our tokenizer).
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    fallback_reason: str | None = None  # set when the LLM failed and the extractive answerer stood in
+    prompt_version: str | None = None
+    invented_citations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerContext:
+    """What an answerer may use besides question and chunks (an extractive answerer ignores it)."""
+
+    history: Sequence[tuple[str, str]] = ()
+    deadline_seconds: float = 30.0
+    canary: str | None = None
 
 
 class Answerer(Protocol):
     name: str
 
-    async def answer(self, question: str, chunks: Sequence[RetrievedChunk]) -> AnswerDraft: ...
+    async def answer(
+        self, question: str, chunks: Sequence[RetrievedChunk], context: AnswerContext | None = None
+    ) -> AnswerDraft: ...
 
 
 def content_words(text: str) -> set[str]:
@@ -114,7 +133,12 @@ class ExtractiveAnswerer:
         self._min_score = min_score
         self._max_sentences = max_sentences
 
-    async def answer(self, question: str, chunks: Sequence[RetrievedChunk]) -> AnswerDraft:
+    async def answer(
+        self, question: str, chunks: Sequence[RetrievedChunk], context: AnswerContext | None = None
+    ) -> AnswerDraft:
+        return self.answer_now(question, chunks)
+
+    def answer_now(self, question: str, chunks: Sequence[RetrievedChunk]) -> AnswerDraft:
         candidates = score_sentences(question, chunks)
         if not candidates or candidates[0].score < self._min_score:
             return AnswerDraft(text=NOT_FOUND_ANSWER, citations=[], found=False)
@@ -144,7 +168,5 @@ class ExtractiveAnswerer:
         return AnswerDraft(text="\n".join([EXTRACTIVE_PREFIX, *lines]), citations=citations, found=True)
 
 
-def make_answerer(settings: QuerySettings) -> Answerer:
-    match settings.answerer:
-        case "extractive":
-            return ExtractiveAnswerer(min_score=settings.answer_min_score, max_sentences=settings.answer_max_sentences)
+def make_extractive_answerer(settings: QuerySettings) -> ExtractiveAnswerer:
+    return ExtractiveAnswerer(min_score=settings.answer_min_score, max_sentences=settings.answer_max_sentences)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vectrion_common.identity import CurrentIdentity
-from vectrion_common.problems import NotFound
-from vectrion_query import repository
+from vectrion_common.problems import PROBLEM_BASE, NotFound, ProblemError
+from vectrion_query import openai_compat, repository
 from vectrion_query.access import access_scope
-from vectrion_query.asking import QuestionService
+from vectrion_query.asking import QuestionService, StreamDelta, StreamFinal
 from vectrion_query.retrieval import Retriever
 from vectrion_query.schemas import (
+    ChatCompletionRequest,
     ConversationDetail,
     ConversationList,
     ConversationOut,
@@ -64,19 +66,47 @@ async def search(body: SearchRequest, identity: CurrentIdentity, request: Reques
     )
 
 
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def _sse(events: AsyncIterator[StreamDelta | StreamFinal]) -> AsyncIterator[str]:
+    """``delta`` events (text the output policy has allowed so far), then ``answer`` (the full
+    QueryResponse, authoritative: it may replace the deltas) and ``done``; ``error`` if it fails."""
+    try:
+        async for event in events:
+            if isinstance(event, StreamDelta):
+                yield f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n"
+            else:
+                payload = event.response.model_dump(mode="json") | {"replaces_deltas": event.replaces_deltas}
+                yield f"event: answer\ndata: {json.dumps(payload)}\n\n"
+    except ProblemError as exc:  # e.g. guardrails unavailable for the output check: fail closed, say so
+        problem = {"type": PROBLEM_BASE + exc.type_, "title": exc.title, "status": exc.status, "detail": exc.detail}
+        yield f"event: error\ndata: {json.dumps(problem)}\n\n"
+    yield "event: done\ndata: {}\n\n"
+
+
 @router.post("/query", response_model=QueryResponse)
 async def query(body: QueryRequest, identity: CurrentIdentity, request: Request) -> QueryResponse | StreamingResponse:
-    response = await _questions(request).ask(identity, body.question, body.conversation_id)
     if not body.stream:
-        return response
+        return await _questions(request).ask(identity, body.question, body.conversation_id)
+    # Refusals (input policy, unknown conversation, embedder down) are raised here, as problem+json.
+    events = await _questions(request).open_stream(identity, body.question, body.conversation_id)
+    return StreamingResponse(_sse(events), media_type="text/event-stream", headers=_SSE_HEADERS)
 
-    # The extractive answer exists in full once checked by the output policy, so
-    # the stream carries it as one event; an LLM answerer would stream deltas here.
-    async def events() -> AsyncIterator[str]:
-        yield f"event: answer\ndata: {response.model_dump_json()}\n\n"
-        yield "event: done\ndata: {}\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+@router.post("/chat/completions", tags=["openai"], response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, identity: CurrentIdentity, request: Request
+) -> StreamingResponse | dict[str, Any]:
+    """OpenAI-compatible chat completions over Vectrion (model ``vectrion-rag``); see openai_compat."""
+    question, history = openai_compat.question_and_history(body)
+    questions = _questions(request)
+    if not body.stream:
+        return openai_compat.completion(await questions.ask(identity, question, None, history))
+    events = await questions.open_stream(identity, question, None, history)
+    return StreamingResponse(
+        openai_compat.completion_chunks(events), media_type="text/event-stream", headers=_SSE_HEADERS
+    )
 
 
 @router.get("/conversations", response_model=ConversationList)

@@ -1,13 +1,23 @@
-"""Answering a question: input policy -> retrieve -> answer -> output policy -> record.
+"""Answering a question: input policy -> memory -> retrieve -> answer -> output policy -> record.
 
 A blocked question is refused before anything is retrieved. Sessions are held
-only to read or write the database, never across RPC or vector search.
+only to read or write the database, never across RPC, vector search or the LLM.
+One :class:`Deadline` (``request_deadline_seconds``) covers the whole request;
+the LLM gets what is left minus a reserve for the output check, so a slow
+provider turns into an extractive fallback answer in time, never a hung request.
+
+Streaming: text deltas are released only after the output policy has allowed
+everything up to them (checked at sentence boundaries); the final ``answer``
+event is authoritative (it may replace the deltas when the LLM failed mid-stream
+or the policy redacted/blocked the rest).
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +29,15 @@ from vectrion_common.identity import Identity
 from vectrion_common.logs import get_logger
 from vectrion_common.problems import NotFound
 from vectrion_query import repository
-from vectrion_query.access import access_scope
-from vectrion_query.answering import AnswerDraft, Answerer, Citation
+from vectrion_query.access import AccessScope, access_scope
+from vectrion_query.answering import NOT_FOUND_ANSWER, AnswerContext, AnswerDraft, Answerer, Citation
 from vectrion_query.errors import GuardrailBlocked
 from vectrion_query.guardrails import Guardrails
-from vectrion_query.retrieval import RetrievedChunk, Retriever
+from vectrion_query.llm_answering import FollowUpRewriter, Standalone, stream_answer
+from vectrion_query.llm_client import Deadline
+from vectrion_query.memory import Turn
+from vectrion_query.prompting import NOT_FOUND_REPLY, new_canary
+from vectrion_query.retrieval import Retrieval, RetrievedChunk, Retriever
 from vectrion_query.schemas import CitationOut, GuardrailsOut, QueryResponse, Usage, VerdictSummary
 from vectrion_query.tokens import TokenCounter
 
@@ -31,8 +45,10 @@ log = get_logger(__name__)
 
 WITHHELD_ANSWER = "The answer was withheld by the output policy."
 TITLE_LENGTH = 80
+OUTPUT_CHECK_RESERVE_S = 0.2  # on top of the guardrails timeout, for storing and answering
 # Earlier user turns sent with the input check, so an attack split across turns is read whole.
 HISTORY_TURNS = 3
+_RELEASE_POINT = re.compile(r"[.!?:;\n]\s*$|[.!?]\s")
 
 
 def _ms(started: float) -> float:
@@ -43,10 +59,24 @@ def _blocks(verdict: GuardrailVerdict) -> bool:
     return not verdict.allowed or verdict.action == "block"
 
 
+def _passes(verdict: GuardrailVerdict) -> bool:
+    return verdict.allowed and verdict.action in ("allow", "warn")
+
+
 def apply_output_verdict(draft: AnswerDraft, verdict: GuardrailVerdict) -> AnswerDraft:
     """What the caller may see of the draft after the output check."""
     if _blocks(verdict):
-        return AnswerDraft(text=WITHHELD_ANSWER, citations=[], found=False)
+        return AnswerDraft(
+            text=WITHHELD_ANSWER,
+            citations=[],
+            found=False,
+            answerer=draft.answerer,
+            model=draft.model,
+            prompt_tokens=draft.prompt_tokens,
+            completion_tokens=draft.completion_tokens,
+            fallback_reason=draft.fallback_reason,
+            prompt_version=draft.prompt_version,
+        )
     if verdict.action == "redact" and verdict.redacted_text is not None:
         # The quotes are the redacted material itself: keep where it came from, drop the quoted text.
         return AnswerDraft(
@@ -55,12 +85,52 @@ def apply_output_verdict(draft: AnswerDraft, verdict: GuardrailVerdict) -> Answe
                 Citation(c.document_id, c.filename, c.page, c.chunk_id, quote="[redacted]") for c in draft.citations
             ],
             found=draft.found,
+            answerer=draft.answerer,
+            model=draft.model,
+            prompt_tokens=draft.prompt_tokens,
+            completion_tokens=draft.completion_tokens,
+            fallback_reason=draft.fallback_reason,
+            prompt_version=draft.prompt_version,
         )
     return draft
 
 
 def _citation_out(c: Citation) -> CitationOut:
     return CitationOut(document_id=c.document_id, filename=c.filename, page=c.page, chunk_id=c.chunk_id, quote=c.quote)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything decided before an answer is drafted."""
+
+    identity: Identity
+    scope: AccessScope
+    effective: str  # the question after the input policy
+    standalone: Standalone
+    history: list[Turn]
+    retrieval: Retrieval
+    usable: list[RetrievedChunk]  # retrieved minus quarantined (indirect prompt injection)
+    quarantined: list[dict[str, Any]]
+    scan_ms: float
+    verdict_in: GuardrailVerdict
+    guard_in_ms: float
+    rewrite_ms: float
+    conversation_id: uuid.UUID | None
+    deadline: Deadline
+    canary: str
+    started: float
+    relevant: bool  # False: the "I don't know" threshold was not met, nothing is answered
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFinal:
+    response: QueryResponse
+    replaces_deltas: bool  # the deltas sent so far are not a prefix of the final answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +141,37 @@ class QuestionService:
     tokens: TokenCounter
     sessions: async_sessionmaker[AsyncSession]
     top_k: int
+    rewriter: FollowUpRewriter
+    memory_messages: int = 6
+    deadline_seconds: float = 30.0
+    min_relevance: float = 0.2
+    guardrails_timeout_seconds: float = 3.0
 
-    async def ask(self, identity: Identity, question: str, conversation_id: uuid.UUID | None) -> QueryResponse:
-        scope = access_scope(identity)
+    # --- phases --------------------------------------------------------------------
+
+    async def _prepare(
+        self,
+        identity: Identity,
+        question: str,
+        conversation_id: uuid.UUID | None,
+        history: Sequence[Turn] | None,
+    ) -> Prepared:
         total_started = time.perf_counter()
-        history: list[str] = []
+        deadline = Deadline(self.deadline_seconds)
+        scope = access_scope(identity)
+        turns: list[Turn] = list(history or [])
+        asked_before = [t.content for t in turns if t.role == "user"][-HISTORY_TURNS:]
         if conversation_id is not None:
             async with self.sessions() as session:
                 if not await repository.conversation_exists(session, conversation_id, scope):
                     raise NotFound(f"conversation {conversation_id} not found")
-                history = await repository.recent_user_turns(session, conversation_id, HISTORY_TURNS)
+                recent = await repository.recent_turns(session, conversation_id, scope, self.memory_messages)
+                asked_before = await repository.recent_user_turns(session, conversation_id, HISTORY_TURNS)
+            turns = [Turn(role, content) for role, content in recent]
+        turns = turns[-self.memory_messages :] if self.memory_messages > 0 else []
 
         started = time.perf_counter()
-        verdict_in = await self.guardrails.check(question, "input", identity.tenant_id, history)
+        verdict_in = await self.guardrails.check(question, "input", identity.tenant_id, asked_before)
         guard_in_ms = _ms(started)
         if _blocks(verdict_in):
             log.info("query.input_blocked", categories=verdict_in.categories, rules=verdict_in.rule_ids)
@@ -95,48 +183,104 @@ class QuestionService:
         # A redacting input policy wins everywhere downstream: retrieval, answer and what we store.
         effective = verdict_in.redacted_text if verdict_in.action == "redact" and verdict_in.redacted_text else question
 
-        retrieval = await self.retriever.retrieve(effective, scope, self.top_k)
+        started = time.perf_counter()
+        standalone = await self.rewriter.standalone(effective, turns, deadline.remaining())
+        rewrite_ms = _ms(started)
 
+        retrieval = await self.retriever.retrieve(standalone.question, scope, self.top_k)
         started = time.perf_counter()
         usable, quarantined = await self._quarantine(retrieval.chunks, identity.tenant_id)
         scan_ms = _ms(started)
+        relevant = bool(usable) and (
+            retrieval.best_dense_score is None or retrieval.best_dense_score >= self.min_relevance
+        )
+        return Prepared(
+            identity=identity,
+            scope=scope,
+            effective=effective,
+            standalone=standalone,
+            history=turns,
+            retrieval=retrieval,
+            usable=usable,
+            quarantined=quarantined,
+            scan_ms=scan_ms,
+            verdict_in=verdict_in,
+            guard_in_ms=guard_in_ms,
+            rewrite_ms=rewrite_ms,
+            conversation_id=conversation_id,
+            deadline=deadline,
+            canary=new_canary(),
+            started=total_started,
+            relevant=relevant,
+        )
 
-        started = time.perf_counter()
-        draft = await self.answerer.answer(effective, usable)
-        answer_ms = _ms(started)
+    def _context(self, prepared: Prepared) -> AnswerContext:
+        budget = prepared.deadline.remaining() - self.guardrails_timeout_seconds - OUTPUT_CHECK_RESERVE_S
+        return AnswerContext(
+            history=[(t.role, t.content) for t in prepared.history],
+            deadline_seconds=max(budget, 0.0),
+            canary=prepared.canary,
+        )
 
+    def _not_found(self) -> AnswerDraft:
+        text = NOT_FOUND_ANSWER if self.answerer.name == "extractive" else NOT_FOUND_REPLY
+        return AnswerDraft(text=text, citations=[], found=False, answerer=self.answerer.name)
+
+    async def _finish(self, prepared: Prepared, draft: AnswerDraft, answer_ms: float) -> QueryResponse:
+        identity, retrieval = prepared.identity, prepared.retrieval
         started = time.perf_counter()
-        verdict_out = await self.guardrails.check(draft.text, "output", identity.tenant_id)
+        verdict_out = await self.guardrails.check(draft.text, "output", identity.tenant_id, canary=prepared.canary)
         guard_out_ms = _ms(started)
         final = apply_output_verdict(draft, verdict_out)
+        if _blocks(verdict_out):
+            log.warning("query.output_blocked", categories=verdict_out.categories, rules=verdict_out.rule_ids)
 
-        # Extractive: the "prompt" is what was read (question + retrieved chunks), the completion what was said.
-        usage = Usage(
-            prompt_tokens=self.tokens.count(effective) + sum(self.tokens.count(c.text) for c in usable),
-            completion_tokens=self.tokens.count(final.text),
-        )
+        chunks = prepared.usable if prepared.relevant else []
+        if final.prompt_tokens is not None and final.completion_tokens is not None:
+            usage = Usage(prompt_tokens=final.prompt_tokens, completion_tokens=final.completion_tokens)
+            usage_source = "provider usage"
+        else:
+            # Counted: the "prompt" is what was read (question + retrieved chunks), the completion what was said.
+            usage = Usage(
+                prompt_tokens=self.tokens.count(prepared.standalone.question)
+                + sum(self.tokens.count(c.text) for c in chunks),
+                completion_tokens=self.tokens.count(final.text),
+            )
+            usage_source = self.tokens.source
         latency = {
             **retrieval.latency_ms,
+            "rewrite": prepared.rewrite_ms,
             "answer": answer_ms,
-            "guardrails_input": guard_in_ms,
-            "guardrails_chunks": scan_ms,
+            "llm": answer_ms if draft.answerer == "llm" or draft.fallback_reason else 0.0,
+            "guardrails_input": prepared.guard_in_ms,
+            "guardrails_chunks": prepared.scan_ms,
             "guardrails_output": guard_out_ms,
-            "guardrails": round(guard_in_ms + scan_ms + guard_out_ms, 2),
+            "guardrails": round(prepared.guard_in_ms + prepared.scan_ms + guard_out_ms, 2),
         }
-        guardrails = GuardrailsOut(input=VerdictSummary.of(verdict_in), output=VerdictSummary.of(verdict_out))
+        guardrails = GuardrailsOut(input=VerdictSummary.of(prepared.verdict_in), output=VerdictSummary.of(verdict_out))
         citations = [_citation_out(c) for c in final.citations]
         message_id = uuid.uuid4()
-        new_conversation = conversation_id is None
-        conversation_id = conversation_id or uuid.uuid4()
-        latency["total"] = _ms(total_started)
+        new_conversation = prepared.conversation_id is None
+        conversation_id = prepared.conversation_id or uuid.uuid4()
+        model = final.model or ("extractive" if final.answerer == "extractive" else None)
+        provider = "openai-compatible" if final.answerer == "llm" else "builtin"
+        latency["total"] = _ms(prepared.started)
 
         async with unit_of_work(self.sessions) as session:
             if new_conversation:
-                await repository.create_conversation(session, conversation_id, scope, effective[:TITLE_LENGTH])
+                await repository.create_conversation(
+                    session, conversation_id, prepared.scope, prepared.effective[:TITLE_LENGTH]
+                )
             await repository.add_messages(
                 session,
                 [
-                    {"id": uuid.uuid4(), "conversation_id": conversation_id, "role": "user", "content": effective},
+                    {
+                        "id": uuid.uuid4(),
+                        "conversation_id": conversation_id,
+                        "role": "user",
+                        "content": prepared.effective,
+                        "standalone_question": prepared.standalone.question,
+                    },
                     {
                         "id": message_id,
                         "conversation_id": conversation_id,
@@ -148,20 +292,31 @@ class QuestionService:
                                 "chunk_id": str(c.chunk_id),
                                 "score": c.score,
                                 "rank": rank,
-                                "quarantined": any(q["chunk_id"] == str(c.chunk_id) for q in quarantined),
+                                "quarantined": any(q["chunk_id"] == str(c.chunk_id) for q in prepared.quarantined),
                             }
                             for rank, c in enumerate(retrieval.chunks)
                         ],
                         "guardrails": guardrails.model_dump(mode="json")
                         | {
                             "output_rule_ids": verdict_out.rule_ids,
-                            "input_rule_ids": verdict_in.rule_ids,
-                            "input": verdict_in.model_dump(mode="json", exclude={"redacted_text"}),
+                            "input_rule_ids": prepared.verdict_in.rule_ids,
+                            "input": prepared.verdict_in.model_dump(mode="json", exclude={"redacted_text"}),
                             "output": verdict_out.model_dump(mode="json", exclude={"redacted_text"}),
-                            "quarantined_chunks": quarantined,
+                            "quarantined_chunks": prepared.quarantined,
                         },
-                        "answerer": self.answerer.name,
-                        "usage": _usage_record(usage, self.tokens.source),
+                        "answerer": final.answerer,
+                        "provider": provider,
+                        "model": model,
+                        "prompt_version": final.prompt_version,
+                        "usage": {
+                            **usage.model_dump(),
+                            "tokenizer": usage_source,
+                            "fallback_reason": final.fallback_reason,
+                            "invented_citations_dropped": final.invented_citations,
+                            "rewrite": prepared.standalone.method,
+                            "retrieval_mode": retrieval.mode,
+                            "best_dense_score": retrieval.best_dense_score,
+                        },
                         "latency_ms": latency,
                     },
                 ],
@@ -170,6 +325,8 @@ class QuestionService:
             "query.answered",
             conversation_id=str(conversation_id),
             found=final.found,
+            answerer=final.answerer,
+            fallback=final.fallback_reason,
             retrieved=len(retrieval.chunks),
             citations=len(citations),
             latency_ms=latency,
@@ -181,9 +338,11 @@ class QuestionService:
             message_id=message_id,
             usage=usage,
             guardrails=guardrails,
-            answerer=self.answerer.name,
+            answerer=final.answerer,
+            model=model,
+            fallback_reason=final.fallback_reason,
+            standalone_question=prepared.standalone.question,
         )
-
 
     async def _quarantine(
         self, chunks: list[RetrievedChunk], tenant_id: uuid.UUID
@@ -205,6 +364,58 @@ class QuestionService:
             log.warning("query.chunks_quarantined", chunk_ids=[q["chunk_id"] for q in quarantined])
         return usable, quarantined
 
+    # --- entry points ------------------------------------------------------------------
 
-def _usage_record(usage: Usage, source: str) -> dict[str, Any]:
-    return {**usage.model_dump(), "tokenizer": source}
+    async def ask(
+        self,
+        identity: Identity,
+        question: str,
+        conversation_id: uuid.UUID | None,
+        history: Sequence[Turn] | None = None,
+    ) -> QueryResponse:
+        prepared = await self._prepare(identity, question, conversation_id, history)
+        started = time.perf_counter()
+        if prepared.relevant:
+            draft = await self.answerer.answer(prepared.standalone.question, prepared.usable, self._context(prepared))
+        else:
+            draft = self._not_found()
+        return await self._finish(prepared, draft, _ms(started))
+
+    async def open_stream(
+        self,
+        identity: Identity,
+        question: str,
+        conversation_id: uuid.UUID | None,
+        history: Sequence[Turn] | None = None,
+    ) -> AsyncIterator[StreamDelta | StreamFinal]:
+        """Everything that can refuse the request (auth scope, input policy, unknown conversation,
+        unavailable embedder) happens here, before the caller starts a 200 stream."""
+        prepared = await self._prepare(identity, question, conversation_id, history)
+        return self._stream(prepared)
+
+    async def _stream(self, prepared: Prepared) -> AsyncIterator[StreamDelta | StreamFinal]:
+        started = time.perf_counter()
+        draft: AnswerDraft | None = None
+        text, released, releasing = "", "", True
+        if not prepared.relevant:
+            draft = self._not_found()
+        else:
+            async for item in stream_answer(
+                self.answerer, prepared.standalone.question, prepared.usable, self._context(prepared)
+            ):
+                if isinstance(item, AnswerDraft):
+                    draft = item
+                    break
+                text += item
+                if releasing and _RELEASE_POINT.search(text[len(released) :]):
+                    verdict = await self.guardrails.check(
+                        text, "output", prepared.identity.tenant_id, canary=prepared.canary
+                    )
+                    if _passes(verdict):
+                        yield StreamDelta(text[len(released) :])
+                        released = text
+                    else:
+                        releasing = False  # the rest waits for the final, authoritative answer
+        assert draft is not None  # every answerer ends with a draft
+        response = await self._finish(prepared, draft, _ms(started))
+        yield StreamFinal(response, replaces_deltas=bool(released) and not response.answer.startswith(released.strip()))

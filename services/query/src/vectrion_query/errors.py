@@ -19,3 +19,13 @@ class GuardrailsUnavailable(UpstreamUnavailable):
 
 class EmbedderUnavailable(UpstreamUnavailable):
     type_, title = "embedder-unavailable", "The embedding service is unavailable"
+
+
+class UnknownModel(ProblemError):
+    """The OpenAI-compatible endpoint serves one model, ``vectrion-rag``."""
+
+    status, type_, title = 404, "model-not-found", "Unknown model"
+
+
+class NoQuestion(ProblemError):
+    status, type_, title = 422, "no-question", "No user message to answer"

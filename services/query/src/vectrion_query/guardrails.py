@@ -35,7 +35,12 @@ from vectrion_query.settings import QuerySettings
 
 class Guardrails(Protocol):
     async def check(
-        self, text: str, direction: Direction, tenant_id: uuid.UUID, history: Sequence[str] = ()
+        self,
+        text: str,
+        direction: Direction,
+        tenant_id: uuid.UUID,
+        history: Sequence[str] = (),
+        canary: str | None = None,
     ) -> GuardrailVerdict: ...
 
     async def scan(self, texts: Sequence[str], tenant_id: uuid.UUID) -> list[GuardrailVerdict]: ...
@@ -48,9 +53,16 @@ class RpcGuardrails:
         self._timeout = timeout
 
     async def check(
-        self, text: str, direction: Direction, tenant_id: uuid.UUID, history: Sequence[str] = ()
+        self,
+        text: str,
+        direction: Direction,
+        tenant_id: uuid.UUID,
+        history: Sequence[str] = (),
+        canary: str | None = None,
     ) -> GuardrailVerdict:
-        request = GuardrailCheckRequest(text=text, direction=direction, tenant_id=tenant_id, history=list(history))
+        request = GuardrailCheckRequest(
+            text=text, direction=direction, tenant_id=tenant_id, history=list(history), canary=canary
+        )
         try:
             return await call(self._broker, self._topology, "guardrails", request, GuardrailVerdict, self._timeout)
         except RpcFailed as exc:

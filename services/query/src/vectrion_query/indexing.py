@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -83,6 +83,8 @@ class ChunkIndexer:
     sessions: async_sessionmaker[AsyncSession]
     dimension: int
     wake_relay: Callable[[], None]
+    # Derived in-memory indexes (the lexical one) rebuild from the read model after a change.
+    on_tenant_changed: Callable[[uuid.UUID], None] = field(default=lambda _tenant: None)
 
     async def handle(self, event: ChunksEmbeddedV1) -> None:
         if event.dimension != self.dimension or any(len(c.vector) != self.dimension for c in event.chunks):
@@ -143,6 +145,8 @@ class ChunkIndexer:
             assert newest is not None
             await self._drop_stale(event, newest, upserted=True)
             return
+        if inserted or dropped:
+            self.on_tenant_changed(event.tenant_id)
         log.info(
             "chunks.indexed",
             document_id=str(event.document_id),

@@ -77,6 +77,11 @@ messages = sa.Table(
     sa.Column("retrieved", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column("guardrails", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("answerer", sa.Text),
+    # 0002: who answered with what, and the standalone form of a (follow-up) user question.
+    sa.Column("provider", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("prompt_version", sa.Text),
+    sa.Column("standalone_question", sa.Text),
     sa.Column("usage", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("latency_ms", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),

@@ -23,9 +23,10 @@ async def insert_chunks(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     if not rows:
         return 0
     result = await session.execute(
-        insert(chunks).values(list(rows)).on_conflict_do_nothing(index_elements=[chunks.c.chunk_id]).returning(
-            chunks.c.chunk_id
-        )
+        insert(chunks)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=[chunks.c.chunk_id])
+        .returning(chunks.c.chunk_id)
     )
     return len(result.all())
 
@@ -129,6 +130,16 @@ async def fetch_visible_chunks(
     return {row.chunk_id: row for row in rows}
 
 
+async def tenant_chunks_for_lexical(session: AsyncSession, tenant_id: uuid.UUID) -> list[Any]:
+    """Everything the lexical index of one tenant holds (it filters visibility per query)."""
+    rows = await session.execute(
+        sa.select(chunks.c.chunk_id, chunks.c.text, chunks.c.owner_id, chunks.c.visibility)
+        .where(chunks.c.tenant_id == tenant_id)
+        .order_by(chunks.c.chunk_id)
+    )
+    return list(rows.all())
+
+
 # --- conversations -----------------------------------------------------------------------
 
 
@@ -168,6 +179,24 @@ async def add_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     # One statement per row: an executemany would take its column list from the first row only.
     for row in rows:
         await session.execute(sa.insert(messages).values(**row))
+
+
+async def recent_turns(
+    session: AsyncSession, conversation_id: uuid.UUID, scope: AccessScope, limit: int
+) -> list[tuple[str, str]]:
+    """The last ``limit`` messages (oldest first) of a conversation the scope owns; user turns as standalone."""
+    if limit <= 0:
+        return []
+    rows = (
+        await session.execute(
+            sa.select(messages.c.role, sa.func.coalesce(messages.c.standalone_question, messages.c.content))
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(messages.c.conversation_id == conversation_id, _owned_by(scope))
+            .order_by(messages.c.created_at.desc(), messages.c.role)  # newest first; assistant after user
+            .limit(limit)
+        )
+    ).all()
+    return [(row[0], row[1]) for row in reversed(rows)]
 
 
 @dataclass(frozen=True, slots=True)

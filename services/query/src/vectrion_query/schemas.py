@@ -78,7 +78,14 @@ class QueryResponse(BaseModel):
     message_id: uuid.UUID
     usage: Usage
     guardrails: GuardrailsOut
-    answerer: str
+    answerer: str = Field(description="who wrote the answer: llm | extractive (also when standing in for the LLM)")
+    model: str | None = None
+    fallback_reason: str | None = Field(
+        default=None, description="set when the LLM failed and the extractive answerer answered instead"
+    )
+    standalone_question: str | None = Field(
+        default=None, description="the question retrieval used (a follow-up rewritten with the conversation)"
+    )
 
 
 class ConversationOut(BaseModel):
@@ -103,3 +110,29 @@ class MessageOut(BaseModel):
 
 class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
+
+
+# --- OpenAI-compatible chat completions (model ``vectrion-rag``) -----------------------
+
+RAG_MODEL = "vectrion-rag"
+
+
+class ChatMessageIn(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    # OpenAI allows a list of content parts; we read the text parts.
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return " ".join(str(p.get("text", "")) for p in self.content or [] if p.get("type") == "text")
+
+
+class ChatCompletionRequest(BaseModel):
+    """The subset of the OpenAI request we honour; other fields (temperature, ...) are accepted and ignored."""
+
+    model: str
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
+    stream: bool = False
+
+    model_config = {"extra": "allow"}

@@ -21,7 +21,10 @@ class QuerySettings(ServiceSettings):
     vector_store: Literal["qdrant"] = "qdrant"
     query_embedder: Literal["rpc"] = "rpc"
     guardrails: Literal["rpc"] = "rpc"
-    answerer: Literal["extractive"] = "extractive"
+    answerer: Literal["extractive", "llm"] = Field(
+        default="extractive",
+        description="llm = an OpenAI-compatible endpoint (llm_base_url); the extractive answerer stays its fallback",
+    )
 
     # --- vector store ----------------------------------------------------------
     qdrant_url: str | None = Field(
@@ -45,4 +48,40 @@ class QuerySettings(ServiceSettings):
     answer_max_sentences: int = 3
     answer_min_score: float = Field(
         default=0.3, description="below this sentence score the answer is 'not in your documents'"
+    )
+    answer_min_relevance: float = Field(
+        default=0.2,
+        description="'I don't know' threshold: below this best dense similarity nothing is answered or cited",
+    )
+
+    # --- retrieval mode -----------------------------------------------------------
+    retrieval_mode: Literal["dense", "bm25", "hybrid"] = Field(
+        default="hybrid", description="hybrid = dense + BM25 fused by reciprocal rank fusion (measured: bench/)"
+    )
+    rrf_k: int = Field(default=60, description="reciprocal rank fusion constant: score = sum 1/(k + rank)")
+    hybrid_candidates: int = Field(default=100, description="candidates taken from each ranker before fusion")
+
+    # --- LLM provider (OpenAI-compatible chat completions: OpenAI, vLLM, Ollama, LiteLLM) ---
+    llm_base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:11434/v1 (Ollama)")
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_connect_timeout_seconds: float = 2.0
+    llm_read_timeout_seconds: float = 15.0
+    llm_max_retries: int = Field(
+        default=2, description="extra attempts on 429/5xx/timeouts (never after streamed text went out)"
+    )
+    llm_backoff_base_seconds: float = 0.2
+    llm_backoff_max_seconds: float = 4.0
+    llm_max_concurrency: int = Field(default=8, description="calls in flight to the provider from this process")
+    llm_breaker_failures: int = Field(default=5, description="consecutive failures that open the circuit")
+    llm_breaker_reset_seconds: float = Field(default=30.0, description="open circuit: time before one trial call")
+    llm_max_completion_tokens: int = 512
+    llm_temperature: float = 0.0
+    llm_rewrite_followups: bool = Field(default=True, description="rewrite follow-ups with the LLM when configured")
+
+    # --- prompt, memory, deadline -------------------------------------------------
+    prompt_context_tokens: int = Field(default=2000, description="token budget for retrieved text in the prompt")
+    memory_messages: int = Field(default=6, description="last N messages of a conversation used as memory")
+    request_deadline_seconds: float = Field(
+        default=30.0, description="whole /v1/query budget; the LLM gets what is left after retrieval"
     )
