@@ -10,168 +10,49 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
-import math
-import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
-from faststream.rabbit import RabbitBroker
-from prometheus_client import REGISTRY
 
 from tests.harness import RABBITMQ_URL, migrate_services
-from vectrion_common.contracts import (
-    ChunksEmbeddedV1,
-    DocumentFailedV1,
-    DocumentIndexedV1,
-    DocumentMeta,
-    EmbeddedChunk,
-    EmbedRequest,
-    EmbedResponse,
-    Event,
-    GuardrailCheckRequest,
-    GuardrailScanRequest,
-    GuardrailScanResponse,
-    GuardrailVerdict,
-    Visibility,
+from tests.query_support import (
+    BLOCK_MARKER,
+    HANDBOOK,
+    PLANTED_MARKER,
+    REDACT_MARKER,
+    SECRET,
+    Doc,
+    Peers,
+    acked_batches,
+    as_user,
+    index,
+    make_doc,
+    own_namespace,
+    read_model_count,
+    running_peers,
+    wait_acked,
 )
+from vectrion_common.contracts import DocumentFailedV1, DocumentIndexedV1
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
-from vectrion_common.ids import chunk_id
-from vectrion_common.messaging.broker import declare_consumer_topology, publish_event
-from vectrion_common.messaging.topology import Topology
+from vectrion_query.access import AccessScope
 from vectrion_query.main import create_app
 from vectrion_query.settings import QuerySettings
-
-SECRET = "test-secret"
-DIMENSION = 384
-BLOCK_MARKER = "xyzzy-forbidden"
-REDACT_MARKER = "alice@example.com"
-PLANTED_MARKER = "plugh-planted-instruction"  # the fake scan flags chunks that contain it
-PROBED: tuple[type[Event], ...] = (DocumentIndexedV1, DocumentFailedV1)
-
-
-def fake_embedding(text: str) -> list[float]:
-    """Hashed bag of words: texts sharing words get a high cosine similarity."""
-    vector = [0.0] * DIMENSION
-    for word in re.findall(r"[a-z0-9]+", text.lower()):
-        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % DIMENSION] += 1.0
-    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-    return [v / norm for v in vector]
-
-
-@dataclass
-class Peers:
-    """Stand-ins for the embedder and guardrails RPC services, plus an event probe."""
-
-    broker: RabbitBroker
-    topology: Topology
-    embed_calls: int = 0
-    guardrail_checks: list[GuardrailCheckRequest] = field(default_factory=list)
-    guardrails_delay: float = 0.0
-    scanned: int = 0
-    received: list[Event] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def publish(self, event: Event) -> None:
-        await publish_event(self.broker, self.topology, event)
-
-    async def wait_for(self, predicate: Callable[[], bool], within_s: float = 30) -> None:
-        async def until() -> None:
-            while not predicate():
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        await asyncio.wait_for(until(), within_s)
-
-    def events(self, kind: type[Event], document_id: uuid.UUID) -> list[Any]:
-        return [e for e in self.received if isinstance(e, kind) and e.document_id == document_id]
 
 
 @pytest.fixture(scope="module")
 async def namespace(broker_namespace: str) -> AsyncIterator[str]:
-    """A sub-namespace of the session's: our fake RPC responders must never answer another
-    service's tests (nor theirs ours) when the whole monorepo runs in one session."""
-    own = f"{broker_namespace}.query"
-    yield own
-    # Queues ("<session ns>.query....") go with the session namespace; our exchanges do not.
-    connection = await aio_pika.connect(RABBITMQ_URL)
-    async with connection:
-        for exchange in (Topology(own).events.name, Topology(own).dead_letters.name):
-            channel = await connection.channel()
-            await channel.exchange_delete(exchange)
+    async with own_namespace(broker_namespace, "query") as own:
+        yield own
 
 
 @pytest.fixture(scope="module")
 async def peers(namespace: str) -> AsyncIterator[Peers]:
-    topology = Topology(namespace)
-    broker = RabbitBroker(RABBITMQ_URL)
-    found = Peers(broker, topology)
-
-    @broker.subscriber(topology.rpc_queue("embed"))
-    async def embed(request: EmbedRequest) -> dict[str, Any]:
-        found.embed_calls += 1
-        vectors = [fake_embedding(t) for t in request.texts]
-        return EmbedResponse(model_id="fake-bow", dimension=DIMENSION, vectors=vectors).model_dump()
-
-    @broker.subscriber(topology.rpc_queue("guardrails"))
-    async def guardrails(request: GuardrailCheckRequest) -> dict[str, Any]:
-        found.guardrail_checks.append(request)
-        if found.guardrails_delay:
-            await asyncio.sleep(found.guardrails_delay)
-        if BLOCK_MARKER in request.text:
-            verdict = GuardrailVerdict(
-                allowed=False,
-                action="block",
-                categories=["prompt_injection"],
-                rule_ids=["test-marker"],
-                policy_version="t1",
-            )
-        elif REDACT_MARKER in request.text:
-            redacted = request.text.replace(REDACT_MARKER, "[REDACTED]")
-            verdict = GuardrailVerdict(allowed=True, action="redact", redacted_text=redacted, policy_version="t1")
-        else:
-            verdict = GuardrailVerdict(allowed=True, action="allow", policy_version="t1")
-        return verdict.model_dump()
-
-    @broker.subscriber(topology.rpc_queue("guardrails_scan"))
-    async def scan(request: GuardrailScanRequest) -> dict[str, Any]:
-        found.scanned += len(request.texts)
-        flagged = GuardrailVerdict(
-            allowed=False,
-            action="block",
-            categories=["prompt_injection"],
-            rule_ids=["test-planted"],
-            policy_version="t1",
-        )
-        clean = GuardrailVerdict(allowed=True, action="allow", policy_version="t1")
-        return GuardrailScanResponse(
-            verdicts=[flagged if PLANTED_MARKER in t else clean for t in request.texts]
-        ).model_dump()
-
-    def recorder(cls: type[Event]) -> Callable[[dict[str, Any]], None]:
-        # One positional parameter only: FastStream spreads a JSON object over several.
-        def record(body: dict[str, Any]) -> None:
-            found.received.append(cls.model_validate(body))
-            found.arrived.set()
-
-        return record
-
-    for event_cls in PROBED:
-        broker.subscriber(topology.consumer_queue("query-probe", event_cls), exchange=topology.events)(
-            recorder(event_cls)
-        )
-
-    await broker.connect()
-    await declare_consumer_topology(broker, topology, "query-probe", PROBED)
-    await broker.start()
-    yield found
-    await broker.stop()
+    async with running_peers(namespace) as found:
+        yield found
 
 
 @pytest.fixture(scope="session")
@@ -201,122 +82,6 @@ async def app(query_db: str, namespace: str, peers: Peers, tmp_path_factory: pyt
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
         yield http
-
-
-def as_user(tenant_id: uuid.UUID, user_id: uuid.UUID, role: str = "member") -> dict[str, str]:
-    return {IDENTITY_HEADER: sign_identity(Identity(user_id=user_id, tenant_id=tenant_id, role=role), SECRET)}
-
-
-@dataclass(frozen=True)
-class Doc:
-    tenant_id: uuid.UUID
-    document_id: uuid.UUID
-    owner_id: uuid.UUID
-    visibility: Visibility
-    filename: str
-    chunks: Sequence[tuple[str, int]]  # (text, page)
-    generation: int = 1
-
-    def chunk_id(self, index: int) -> uuid.UUID:
-        return chunk_id(self.document_id, self.generation, index)
-
-    def batches(self, size: int) -> list[ChunksEmbeddedV1]:
-        starts = list(range(0, len(self.chunks), size))
-        return [
-            ChunksEmbeddedV1(
-                tenant_id=self.tenant_id,
-                document_id=self.document_id,
-                generation=self.generation,
-                batch_index=number,
-                batch_count=len(starts),
-                total_chunks=len(self.chunks),
-                document=DocumentMeta(owner_id=self.owner_id, filename=self.filename, visibility=self.visibility),
-                model_id="fake-bow",
-                dimension=DIMENSION,
-                chunks=[
-                    EmbeddedChunk(
-                        chunk_id=self.chunk_id(index),
-                        chunk_index=index,
-                        text=text,
-                        page_start=page,
-                        page_end=page,
-                        vector=fake_embedding(text),
-                    )
-                    for index, (text, page) in enumerate(self.chunks[start : start + size], start=start)
-                ],
-            )
-            for number, start in enumerate(starts)
-        ]
-
-
-def make_doc(
-    chunks: Sequence[tuple[str, int]],
-    *,
-    tenant_id: uuid.UUID | None = None,
-    owner_id: uuid.UUID | None = None,
-    visibility: Visibility = "tenant",
-    filename: str = "handbook.pdf",
-) -> Doc:
-    return Doc(
-        tenant_id=tenant_id or uuid.uuid4(),
-        document_id=uuid.uuid4(),
-        owner_id=owner_id or uuid.uuid4(),
-        visibility=visibility,
-        filename=filename,
-        chunks=chunks,
-    )
-
-
-async def index(peers: Peers, doc: Doc, batch_size: int = 3) -> DocumentIndexedV1:
-    """Publish a document's batches through the broker and wait for document.indexed.v1."""
-    for batch in doc.batches(batch_size):
-        await peers.publish(batch)
-    await peers.wait_for(lambda: bool(peers.events(DocumentIndexedV1, doc.document_id)))
-    indexed: DocumentIndexedV1 = peers.events(DocumentIndexedV1, doc.document_id)[0]
-    return indexed
-
-
-def acked_batches(namespace: str) -> float:
-    """How many chunks.embedded.v1 messages the query consumer has acked (FastStream's Prometheus counter)."""
-    value = REGISTRY.get_sample_value(
-        "faststream_received_processed_messages_total",
-        {
-            "app_name": "vectrion-query",
-            "broker": "rabbitmq",
-            "handler": f"{namespace}.events.{ChunksEmbeddedV1.event_type}",
-            "status": "acked",
-        },
-    )
-    return value or 0.0
-
-
-async def wait_acked(namespace: str, at_least: float, within_s: float = 30) -> None:
-    for _ in range(int(within_s / 0.05)):
-        if acked_batches(namespace) >= at_least:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"the query consumer acked {acked_batches(namespace)} batches, expected {at_least}")
-
-
-async def read_model_count(admin_conn: Any, doc: Doc) -> int:
-    count: int = await admin_conn.fetchval(
-        "SELECT count(*) FROM query.chunks WHERE document_id = $1 AND generation = $2", doc.document_id, doc.generation
-    )
-    return count
-
-
-HANDBOOK = [
-    ("Welcome to the Acme customer handbook. It explains plans, billing and support.", 1),
-    ("Support is available by email around the clock. Phone support is offered on weekdays.", 1),
-    ("Billing happens on the first day of each month. Invoices are sent by email.", 2),
-    ("Annual plans can be refunded within 30 days of purchase. Monthly plans are not refundable.", 3),
-    ("To cancel a subscription, open the account settings page and choose cancel.", 4),
-    ("Data is stored in the European Union and encrypted at rest.", 5),
-    ("Our office dog is called Biscuit and enjoys long walks.", 6),
-]
-
-
-# --- indexing ------------------------------------------------------------------------------
 
 
 async def test_embedded_batches_become_rows_and_points_and_exactly_one_indexed_event(
@@ -657,9 +422,7 @@ async def test_a_new_generation_replaces_the_old_one_and_late_old_batches_stay_o
 
     for batch in second.batches(2):
         await peers.publish(batch)
-    await peers.wait_for(
-        lambda: any(e.generation == 2 for e in peers.events(DocumentIndexedV1, second.document_id))
-    )
+    await peers.wait_for(lambda: any(e.generation == 2 for e in peers.events(DocumentIndexedV1, second.document_id)))
 
     store = app.state.vector_store
     assert await read_model_count(admin_conn, first) == 0  # in the commit that completed generation 2
@@ -680,3 +443,104 @@ async def test_a_new_generation_replaces_the_old_one_and_late_old_batches_stay_o
     await wait_acked(namespace, before + 1)
     assert await read_model_count(admin_conn, first) == 0 and await store.count(first.document_id, 1) == 0
     assert await store.count(second.document_id, 2) == 4
+
+
+# --- memory, follow-ups, hybrid retrieval, tenant isolation ------------------------------------
+
+
+async def test_three_turn_conversation_where_turn_three_refers_to_turn_one(
+    client: httpx.AsyncClient, handbook: Doc, admin_conn: Any
+) -> None:
+    user = as_user(handbook.tenant_id, handbook.owner_id)
+    first = (await client.post("/v1/query", json={"question": "Can annual plans be refunded?"}, headers=user)).json()
+    conversation = first["conversation_id"]
+    second = (
+        await client.post(
+            "/v1/query", json={"question": "Where is data stored?", "conversation_id": conversation}, headers=user
+        )
+    ).json()
+    assert second["citations"][0]["chunk_id"] == str(handbook.chunk_id(5))
+    third = (
+        await client.post(
+            "/v1/query",
+            json={"question": "And within how many days for the first one?", "conversation_id": conversation},
+            headers=user,
+        )
+    ).json()
+    # The heuristic (no LLM configured) names turn 1 in the standalone question; retrieval follows it.
+    assert "Can annual plans be refunded?" in third["standalone_question"]
+    assert third["citations"][0]["chunk_id"] == str(handbook.chunk_id(3))
+    assert "30 days" in third["answer"]
+    stored = await admin_conn.fetch(
+        "SELECT content, standalone_question FROM query.messages WHERE conversation_id = $1 AND role = 'user' "
+        "ORDER BY created_at",
+        uuid.UUID(conversation),
+    )
+    assert stored[2]["content"] == "And within how many days for the first one?"
+    assert stored[2]["standalone_question"] == third["standalone_question"]
+
+
+async def test_tenant_isolation_across_search_answers_citations_and_follow_ups(
+    app: Any, client: httpx.AsyncClient, peers: Peers
+) -> None:
+    secret = [("The launch code for project aurora is kept in the blue vault.", 1)]
+    tenant_a = make_doc(secret, filename="a-secret.pdf")
+    tenant_b = make_doc([("Project aurora for us is the garden renovation.", 1)], filename="b-notes.pdf")
+    for doc in (tenant_a, tenant_b):
+        await index(peers, doc)
+    a_user = as_user(tenant_a.tenant_id, tenant_a.owner_id)
+    b_user = as_user(tenant_b.tenant_id, tenant_b.owner_id)
+
+    for mode in ("dense", "bm25", "hybrid"):
+        found = await app.state.retriever.retrieve(
+            "launch code blue vault aurora", access_scope_of(tenant_b), 10, mode=mode
+        )
+        assert {c.document_id for c in found.chunks} <= {tenant_b.document_id}, mode
+
+    a_first = await client.post("/v1/query", json={"question": "Where is the launch code kept?"}, headers=a_user)
+    assert a_first.json()["citations"][0]["document_id"] == str(tenant_a.document_id)
+    # B cannot continue A's conversation, so A's turns never become B's memory.
+    hijack = await client.post(
+        "/v1/query",
+        json={"question": "And where is it kept?", "conversation_id": a_first.json()["conversation_id"]},
+        headers=b_user,
+    )
+    assert hijack.status_code == 404
+    b_first = (await client.post("/v1/query", json={"question": "What is project aurora?"}, headers=b_user)).json()
+    b_follow = (
+        await client.post(
+            "/v1/query",
+            json={"question": "And the launch code for it?", "conversation_id": b_first["conversation_id"]},
+            headers=b_user,
+        )
+    ).json()
+    for body in (b_first, b_follow):
+        assert "blue vault" not in body["answer"]
+        assert {c["document_id"] for c in body["citations"]} <= {str(tenant_b.document_id)}
+    history = (await client.get(f"/v1/conversations/{b_first['conversation_id']}", headers=b_user)).json()
+    assert "blue vault" not in json.dumps(history)
+    search = await client.post("/v1/search", json={"query": "launch code blue vault"}, headers=b_user)
+    assert all(r["document_id"] == str(tenant_b.document_id) for r in search.json()["results"])
+
+
+async def test_lexical_index_follows_the_read_model_and_private_visibility(app: Any, peers: Peers) -> None:
+    tenant, owner, colleague = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first = make_doc([("Quokka sightings are logged every spring.", 1)], tenant_id=tenant, owner_id=owner)
+    await index(peers, first)
+    scope = AccessScope(tenant_id=tenant, user_id=colleague)
+    assert [c.document_id for c in (await app.state.retriever.retrieve("quokka", scope, 5, mode="bm25")).chunks] == [
+        first.document_id
+    ]
+    # A document indexed later is found at once (the tenant's lexical index is rebuilt from the read model).
+    private = make_doc(
+        [("Quokka feeding notes are private.", 2)], tenant_id=tenant, owner_id=owner, visibility="private"
+    )
+    await index(peers, private)
+    seen_by_colleague = await app.state.retriever.retrieve("quokka", scope, 5, mode="bm25")
+    assert {c.document_id for c in seen_by_colleague.chunks} == {first.document_id}
+    seen_by_owner = await app.state.retriever.retrieve("quokka", AccessScope(tenant, owner), 5, mode="bm25")
+    assert {c.document_id for c in seen_by_owner.chunks} == {first.document_id, private.document_id}
+
+
+def access_scope_of(doc: Doc) -> AccessScope:
+    return AccessScope(tenant_id=doc.tenant_id, user_id=doc.owner_id)
