@@ -128,7 +128,8 @@ def _is_rewrite(body: dict[str, Any]) -> bool:
     return str(messages[0].get("content", "")).startswith("Rewrite the user's last question")
 
 
-def _free_socket() -> socket.socket:
+def free_socket() -> socket.socket:
+    """A bound, unused 127.0.0.1 socket for a uvicorn server."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -138,7 +139,7 @@ def _free_socket() -> socket.socket:
 async def serve_fake_provider() -> tuple[FakeProvider, uvicorn.Server, asyncio.Task[None], socket.socket]:
     provider = FakeProvider()
     app = Starlette(routes=[Route("/v1/chat/completions", provider.handle, methods=["POST"])])
-    sock = _free_socket()
+    sock = free_socket()
     server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(500):  # uvicorn exposes a flag, not an event

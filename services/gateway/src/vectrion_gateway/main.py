@@ -16,7 +16,7 @@ from vectrion_common.problems import ProblemError, handle_problem
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
 from vectrion_gateway.access_log import AccessLogMiddleware
-from vectrion_gateway.api import admin, api_keys, auth, dead_letters, proxy, usage
+from vectrion_gateway.api import admin, api_keys, auth, dead_letters, openai_compat, proxy, usage
 from vectrion_gateway.auth import authorize
 from vectrion_gateway.bootstrap import bootstrap_admin
 from vectrion_gateway.cache import ResponseCache
@@ -110,4 +110,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(dead_letters.router)
     app.include_router(proxy.router)
+    app.include_router(openai_compat.router)
     return app

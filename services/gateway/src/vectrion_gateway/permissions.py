@@ -97,6 +97,7 @@ ROUTE_PERMISSIONS: Final[dict[tuple[str, str], Rule]] = {
     # query
     ("POST", "/v1/search"): Permission.QUERY,
     ("POST", "/v1/query"): Permission.QUERY,
+    ("POST", "/v1/chat/completions"): Permission.QUERY,
     ("GET", "/v1/conversations"): Permission.QUERY,
     ("GET", "/v1/conversations/{conversation_id}"): Permission.QUERY,
     ("DELETE", "/v1/conversations/{conversation_id}"): Permission.QUERY,
@@ -114,6 +115,7 @@ ROUTE_PERMISSIONS: Final[dict[tuple[str, str], Rule]] = {
 ROUTE_RATE_BUDGETS: Final[dict[tuple[str, str], Budget]] = {
     ("POST", "/v1/search"): Budget.QUERY,
     ("POST", "/v1/query"): Budget.QUERY,
+    ("POST", "/v1/chat/completions"): Budget.QUERY,
     ("POST", "/v1/documents"): Budget.UPLOAD,
     ("POST", "/v1/documents/{document_id}/reprocess"): Budget.UPLOAD,
     ("DELETE", "/v1/documents/{document_id}"): Budget.UPLOAD,
