@@ -58,8 +58,20 @@ def _free_port() -> int:
 
 
 def _uvicorn(target: str, port: int, env: dict[str, str], factory: bool = False) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "uvicorn", *(["--factory"] if factory else []), target,
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        *(["--factory"] if factory else []),
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
 
 
@@ -80,8 +92,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _timed(url: str, headers: dict[str, str], clients: int, per_client: int,
-                 method: str = "GET", body: Any = None) -> list[float]:
+async def _timed(
+    url: str, headers: dict[str, str], clients: int, per_client: int, method: str = "GET", body: Any = None
+) -> list[float]:
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
