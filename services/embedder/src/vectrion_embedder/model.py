@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from vectrion_embedder.settings import EmbedderSettings
 
+# Written (not read) before sentence-transformers / huggingface_hub are imported:
+# the model ships in a package, so the hub must never be contacted.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
