@@ -42,7 +42,7 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 
 
 def upload_and_wait(
-    client: httpx.Client, stack: Stack, path: Path, timeout: float = 180
+    client: httpx.Client, stack: Stack, path: Path, timeout: float = 300
 ) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     with path.open("rb") as f:
