@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
 
 from tests.e2e.stack import free_port
-from tests.harness import RABBITMQ_URL, REPO_ROOT, delete_broker_namespace, drop_database, migrate_services
+from tests.harness import ADMIN_URL, RABBITMQ_URL, REPO_ROOT, delete_broker_namespace, drop_database, migrate_services
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 
 # guardrails too: the chunker scans every chunk through it and fails closed without it.
@@ -208,3 +211,46 @@ def stop_pipeline(pipeline: Pipeline, *, shared_broker: bool = True) -> None:
     drop_database(pipeline.db_name)
     if shared_broker:
         delete_broker_namespace(pipeline.namespace)
+
+
+async def document_counts(pipeline: Pipeline, document_ids: list[str]) -> dict[str, dict[str, int]]:
+    conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + pipeline.db_name)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT d.id::text AS id, d.status, d.generation, d.attempts, d.chunks,
+              (SELECT count(*) FROM chunker.chunks c WHERE c.document_id = d.id AND c.generation = d.generation)
+                AS chunker_rows,
+              (SELECT count(DISTINCT chunk_index) FROM chunker.chunks c WHERE c.document_id = d.id) AS chunker_all,
+              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id AND q.generation = d.generation)
+                AS read_model_rows,
+              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id) AS read_model_all
+            FROM ingest.documents d WHERE d.id = ANY($1::uuid[])
+            """,
+            document_ids,
+        )
+    finally:
+        await conn.close()
+    return {r["id"]: dict(r) for r in rows}
+
+
+def qdrant_points(pipeline: Pipeline, document_ids: list[str]) -> dict[str, int]:
+    """Counted with the query service stopped: local mode lets one process open the store."""
+    query = pipeline.services["query"]
+    query.stop()
+    try:
+        client = QdrantClient(path=str(pipeline.var_dir / "qdrant"))
+        try:
+            return {
+                d: client.count(
+                    "chunks",
+                    count_filter=qm.Filter(must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=d))]),
+                    exact=True,
+                ).count
+                for d in document_ids
+            }
+        finally:
+            client.close()
+    finally:
+        query.start()
+        query.wait_ready()

@@ -8,13 +8,10 @@ import random
 import time
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
-from qdrant_client import QdrantClient
-from qdrant_client import models as qm
 
-from tests.e2e.pipeline import Pipeline, new_identity, start_pipeline, stop_pipeline
-from tests.harness import ADMIN_URL, SHARED_DATA
+from tests.e2e.pipeline import Pipeline, document_counts, new_identity, qdrant_points, start_pipeline, stop_pipeline
+from tests.harness import SHARED_DATA
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -53,51 +50,6 @@ def _wait_for_progress(pipeline: Pipeline, target: str, seen: int, timeout: floa
     raise AssertionError(f"{target} made no progress in {timeout}s:\n{service.log_tail()}")
 
 
-async def _counts(pipeline: Pipeline, document_ids: list[str]) -> dict[str, dict[str, int]]:
-    conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + pipeline.db_name)
-    try:
-        rows = await conn.fetch(
-            """
-            SELECT d.id::text AS id, d.status, d.generation, d.attempts, d.chunks,
-              (SELECT count(*) FROM chunker.chunks c WHERE c.document_id = d.id AND c.generation = d.generation)
-                AS chunker_rows,
-              (SELECT count(DISTINCT chunk_index) FROM chunker.chunks c WHERE c.document_id = d.id) AS chunker_all,
-              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id AND q.generation = d.generation)
-                AS read_model_rows,
-              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id) AS read_model_all
-            FROM ingest.documents d WHERE d.id = ANY($1::uuid[])
-            """,
-            document_ids,
-        )
-    finally:
-        await conn.close()
-    return {r["id"]: dict(r) for r in rows}
-
-
-def _qdrant_points(pipeline: Pipeline, document_ids: list[str]) -> dict[str, int]:
-    """Counted with the query service stopped: local mode lets one process open the store."""
-    query = pipeline.services["query"]
-    query.stop()
-    try:
-        client = QdrantClient(path=str(pipeline.var_dir / "qdrant"))
-        try:
-            return {
-                d: client.count(
-                    "chunks",
-                    count_filter=qm.Filter(
-                        must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=d))]
-                    ),
-                    exact=True,
-                ).count
-                for d in document_ids
-            }
-        finally:
-            client.close()
-    finally:
-        query.start()
-        query.wait_ready()
-
-
 @pytest.mark.parametrize("target", ["chunker", "embedder", "query"])
 def test_kill_9_mid_work_loses_nothing_and_duplicates_nothing(pipeline: Pipeline, target: str) -> None:
     service = pipeline.services[target]
@@ -124,8 +76,8 @@ def test_kill_9_mid_work_loses_nothing_and_duplicates_nothing(pipeline: Pipeline
         assert {d["status"] for d in settled.values()} == {"indexed"}, settled
         document_ids += ids
 
-    counts = asyncio.run(_counts(pipeline, document_ids))
-    points = _qdrant_points(pipeline, document_ids)
+    counts = asyncio.run(document_counts(pipeline, document_ids))
+    points = qdrant_points(pipeline, document_ids)
     for document_id in document_ids:
         row = counts[document_id]
         assert row["status"] == "indexed" and row["generation"] == 1 and row["attempts"] == 1, row

@@ -115,6 +115,33 @@ class DocumentFailedV1(Event):
     permanent: bool = True
 
 
+# --- the deletion saga (see services/ingest/src/vectrion_ingest/deletion.py) -------------
+
+DeletionStage = Literal["query", "chunker"]
+
+
+class DocumentDeletionRequestedV1(Event):
+    """Ingest marked the document ``deleting``: every service drops what it holds of it, all
+    generations, and remembers it (a tombstone) so late pipeline events cannot bring it back."""
+
+    event_type: ClassVar[str] = "document.deletion_requested.v1"
+
+
+class DocumentDeletionConfirmedV1(Event):
+    """A stage has removed the document (``query``: points + read model; ``chunker``: chunks)."""
+
+    event_type: ClassVar[str] = "document.deletion_confirmed.v1"
+
+    stage: DeletionStage
+    removed: int = Field(ge=0, description="rows/points this stage removed")
+
+
+class DocumentDeletedV1(Event):
+    """The saga is complete: the file is gone too and the document is ``deleted``."""
+
+    event_type: ClassVar[str] = "document.deleted.v1"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls
     for cls in (
@@ -124,6 +151,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChunksEmbeddedV1,
         DocumentIndexedV1,
         DocumentFailedV1,
+        DocumentDeletionRequestedV1,
+        DocumentDeletionConfirmedV1,
+        DocumentDeletedV1,
     )
 }
 

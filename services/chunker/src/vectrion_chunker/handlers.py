@@ -18,7 +18,7 @@ from vectrion_chunker import repository
 from vectrion_chunker.chunk_scan import ChunkScanner
 from vectrion_chunker.chunking import ChunkingRules
 from vectrion_chunker.extraction import UnreadableDocument
-from vectrion_chunker.models import inbox, outbox
+from vectrion_chunker.models import deleted_documents, inbox, outbox
 from vectrion_chunker.outgoing import chunked_events, failed_event
 from vectrion_chunker.pipeline import ChunkedDocument, chunk_pdf
 from vectrion_common.contracts import DocumentUploadedV1, Event
@@ -27,6 +27,7 @@ from vectrion_common.logs import bind_context, clear_context, get_logger
 from vectrion_common.messaging.inbox import claim_message
 from vectrion_common.messaging.outbox import OutboxRelay, add_event
 from vectrion_common.storage import BlobNotFound, BlobStore
+from vectrion_common.tombstones import is_deleted, lock_document
 
 CONSUMER = "chunker"
 
@@ -65,6 +66,10 @@ class UploadHandler:
                 log.info("chunker.duplicate_skipped")
                 OUTCOMES.labels("duplicate").inc()
                 return
+            if await is_deleted(session, deleted_documents, upload.document_id):
+                log.info("chunker.deleted_document_skipped")
+                OUTCOMES.labels("deleted").inc()
+                return
 
         document: ChunkedDocument | None = None
         reason = ""
@@ -82,8 +87,13 @@ class UploadHandler:
 
         events: list[Event]
         async with unit_of_work(self.sessions) as session:
+            await lock_document(session, upload.document_id)
             if not await claim_message(session, inbox, CONSUMER, upload.event_id):
                 OUTCOMES.labels("duplicate").inc()
+                return
+            if await is_deleted(session, deleted_documents, upload.document_id):
+                # Deleted while being extracted: nothing of it may be stored or sent on.
+                OUTCOMES.labels("deleted").inc()
                 return
             if document is None:
                 events = [failed_event(upload, reason)]

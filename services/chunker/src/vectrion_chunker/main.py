@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from vectrion_chunker.chunk_scan import make_chunk_scanner
 from vectrion_chunker.chunking import ChunkingRules
+from vectrion_chunker.deletion import ChunkRemover
 from vectrion_chunker.handlers import CONSUMER, UploadHandler
 from vectrion_chunker.models import outbox
 from vectrion_chunker.settings import ChunkerSettings
-from vectrion_common.contracts import DocumentUploadedV1
+from vectrion_common.contracts import DocumentDeletionRequestedV1, DocumentUploadedV1
 from vectrion_common.logs import configure_logging
 from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
@@ -41,6 +42,7 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
             scanner=make_chunk_scanner(settings, runtime.broker, runtime.topology),
         )
         runtime.subscribe(DocumentUploadedV1, handler)
+        runtime.subscribe(DocumentDeletionRequestedV1, ChunkRemover(runtime.sessions, runtime.relay))
         app.state.readiness_checks["storage"] = blobs.ping
         async with runtime.running():
             yield

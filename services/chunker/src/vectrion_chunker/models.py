@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from vectrion_common.db import service_metadata
 from vectrion_common.messaging.inbox import inbox_table
 from vectrion_common.messaging.outbox import outbox_table
+from vectrion_common.tombstones import tombstone_table
 
 metadata = service_metadata("chunker")
 
@@ -33,3 +34,5 @@ chunks = sa.Table(
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+# Documents deleted here: their late pipeline events are dropped (see vectrion_common.tombstones).
+deleted_documents = tombstone_table(metadata)

@@ -37,6 +37,11 @@ async def delete_older_generations(session: AsyncSession, document_id: uuid.UUID
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def delete_document_chunks(session: AsyncSession, document_id: uuid.UUID) -> int:
+    result = await session.execute(sa.delete(chunks).where(chunks.c.document_id == document_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def insert_chunks(
     session: AsyncSession,
     tenant_id: uuid.UUID,

@@ -76,3 +76,11 @@ async def get_document(identity: CurrentIdentity, documents: Documents, document
 async def reprocess_document(identity: CurrentIdentity, documents: Documents, document_id: uuid.UUID) -> DocumentOut:
     """Run the pipeline again as a new generation (``attempts`` + 1)."""
     return DocumentOut.model_validate(await documents.reprocess(identity, document_id))
+
+
+@router.delete("/{document_id}", status_code=202)
+async def delete_document(identity: CurrentIdentity, documents: Documents, document_id: uuid.UUID) -> DocumentOut:
+    """Delete the document everywhere (the deletion saga). The answer comes once search no longer
+    returns the document (waiting a few seconds at most); the status is ``deleting`` until its
+    chunks and file are gone too, then ``deleted``. Deleting again while ``deleting`` is harmless."""
+    return DocumentOut.model_validate(await documents.delete(identity, document_id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -86,12 +86,15 @@ class StuckDocumentSweeper:
         interval_seconds: float,
         max_attempts: int,
         on_commit: Callable[[], None] = lambda: None,
+        also: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self._sessions = sessions
         self._stuck_after = stuck_after_seconds
         self._interval = interval_seconds
         self._max_attempts = max_attempts
         self._on_commit = on_commit
+        # More housekeeping on the same schedule (stuck deletions, retention).
+        self._also = tuple(also)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -107,12 +110,13 @@ class StuckDocumentSweeper:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # DB trouble: try again next round
-                log.exception("sweeper.failed")
+            for job in (self.sweep, *self._also):
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # DB trouble: try again next round
+                    log.exception("sweeper.failed", job=getattr(job, "__name__", repr(job)))
 
     async def sweep(self) -> dict[str, int]:
         """One pass; answers how many documents were re-driven and failed."""

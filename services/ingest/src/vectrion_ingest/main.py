@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from vectrion_common.contracts import DocumentDeletionConfirmedV1
 from vectrion_common.logs import configure_logging
 from vectrion_common.messaging.dead_letters import DeadLetterStore
 from vectrion_common.runtime import ServiceRuntime
@@ -16,6 +17,7 @@ from vectrion_common.web import create_service_app
 from vectrion_ingest import admin_api
 from vectrion_ingest.api import router
 from vectrion_ingest.dead_letters import DeadLetterAdmin
+from vectrion_ingest.deletion import housekeeping
 from vectrion_ingest.handlers import CONSUMER, register_handlers, report_failures
 from vectrion_ingest.lifecycle import StuckDocumentSweeper
 from vectrion_ingest.models import outbox
@@ -39,8 +41,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             blobs,
             max_upload_bytes=settings.max_upload_bytes,
             max_pages=settings.max_pages,
+            delete_wait_seconds=settings.delete_wait_seconds,
             on_commit=runtime.wake_relay,
         )
+        runtime.subscribe(DocumentDeletionConfirmedV1, app.state.documents.deletion.confirm)
         app.state.readiness_checks["storage"] = blobs.ping
         dead_letter_store = DeadLetterStore(settings.rabbitmq_url.get_secret_value(), runtime.topology)
         app.state.dead_letters = DeadLetterAdmin(dead_letter_store, runtime.sessions)
@@ -50,6 +54,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             interval_seconds=settings.sweep_interval_seconds,
             max_attempts=settings.max_pipeline_attempts,
             on_commit=runtime.wake_relay,
+            also=housekeeping(app.state.documents.deletion, settings),
         )
         app.state.sweeper = sweeper
         async with runtime.running():

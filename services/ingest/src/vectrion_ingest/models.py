@@ -33,13 +33,26 @@ documents = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False, server_default="1"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.UniqueConstraint("tenant_id", "sha256", name="uq_documents_tenant_id_sha256"),
+    # The deletion saga: when it was asked for, when each stage confirmed, when the file went.
+    sa.Column("deletion_requested_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("index_removed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("chunks_removed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("visibility IN ('tenant', 'private')", name="visibility"),
     sa.CheckConstraint(
         "status IN ('uploaded', 'processing', 'processed', 'indexed', 'failed', 'deleting', 'deleted')",
         name="status",
     ),
     sa.Index("ix_documents_tenant_id_created_at", "tenant_id", "created_at"),
+    sa.Index("ix_documents_status_updated_at", "status", "updated_at"),
+    # Dedupe covers live documents only: once deleted, the same bytes may be uploaded again.
+    sa.Index(
+        "uq_documents_live_tenant_id_sha256",
+        "tenant_id",
+        "sha256",
+        unique=True,
+        postgresql_where=sa.text("status NOT IN ('deleting', 'deleted')"),
+    ),
 )
 
 outbox = outbox_table(metadata)

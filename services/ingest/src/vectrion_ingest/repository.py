@@ -15,6 +15,7 @@ from vectrion_ingest.status import DocumentStatus
 
 DocumentRow = sa.Row[Any]
 LIVE_STATUSES = (DocumentStatus.UPLOADED.value, DocumentStatus.PROCESSING.value, DocumentStatus.PROCESSED.value)
+LEAVING_STATUSES = (DocumentStatus.DELETING.value, DocumentStatus.DELETED.value)
 
 
 def _visible_to(identity: Identity) -> sa.ColumnElement[bool]:
@@ -31,8 +32,13 @@ class DocumentRepository:
         self._session = session
 
     async def find_by_sha256(self, tenant_id: uuid.UUID, sha256: str) -> DocumentRow | None:
+        """The tenant's live document with these bytes (a deleted one does not count)."""
         result = await self._session.execute(
-            sa.select(documents).where(documents.c.tenant_id == tenant_id, documents.c.sha256 == sha256)
+            sa.select(documents).where(
+                documents.c.tenant_id == tenant_id,
+                documents.c.sha256 == sha256,
+                documents.c.status.not_in(LEAVING_STATUSES),
+            )
         )
         return result.first()
 
@@ -77,6 +83,35 @@ class DocumentRepository:
             .with_for_update(skip_locked=True)
         )
         return result.all()
+
+    async def lock_in_status(
+        self, status: DocumentStatus, older_than_seconds: float, limit: int
+    ) -> Sequence[DocumentRow]:
+        """Documents in ``status`` untouched for a while, oldest first, locked (another replica's
+        rows are skipped)."""
+        result = await self._session.execute(
+            sa.select(documents)
+            .where(
+                documents.c.status == status.value,
+                documents.c.updated_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
+            )
+            .order_by(documents.c.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return result.all()
+
+    async def get(self, document_id: uuid.UUID) -> DocumentRow | None:
+        """Unscoped, unlocked: for the service's own bookkeeping, never for a caller's read."""
+        result = await self._session.execute(sa.select(documents).where(documents.c.id == document_id))
+        return result.first()
+
+    async def purge(self, document_ids: Sequence[uuid.UUID]) -> int:
+        """Remove rows for good (retention of deleted documents)."""
+        if not document_ids:
+            return 0
+        result = await self._session.execute(sa.delete(documents).where(documents.c.id.in_(document_ids)))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def update(self, document_id: uuid.UUID, **values: Any) -> None:
         await self._session.execute(

@@ -29,6 +29,8 @@ class DocumentOut(BaseModel):
     content_type: str
     size_bytes: int
     sha256: str
+    deletion_requested_at: datetime | None = None
+    deleted_at: datetime | None = None
 
 
 class DocumentList(BaseModel):

@@ -24,6 +24,7 @@ from vectrion_common.identity import Identity
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.outbox import add_event
 from vectrion_common.storage import BlobStore
+from vectrion_ingest.deletion import DeletionSaga, request_deletion
 from vectrion_ingest.errors import DocumentBeingDeleted, DocumentNotFound, DuplicateDocument, NotAllowed
 from vectrion_ingest.lifecycle import can_restart, start_new_generation
 from vectrion_ingest.models import outbox
@@ -57,13 +58,16 @@ class DocumentService:
         *,
         max_upload_bytes: int,
         max_pages: int,
+        delete_wait_seconds: float = 10.0,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self._blobs = blobs
         self.max_upload_bytes = max_upload_bytes
         self._max_pages = max_pages
+        self._delete_wait_seconds = delete_wait_seconds
         self._on_commit = on_commit
+        self.deletion = DeletionSaga(sessions, blobs, on_commit=on_commit)
 
     async def upload(self, identity: Identity, filename: str, data: bytes, visibility: Visibility) -> UploadResult:
         validated, sha256 = await asyncio.to_thread(_inspect, data, self.max_upload_bytes, self._max_pages)
@@ -140,12 +144,7 @@ class DocumentService:
         """Run the pipeline again as a new generation; late events of the old one are ignored."""
         async with unit_of_work(self._sessions) as session:
             repository = DocumentRepository(session)
-            if await repository.get_visible(identity, document_id) is None:
-                raise DocumentNotFound(f"document {document_id} not found")
-            document = await repository.lock(document_id)
-            assert document is not None
-            if document.owner_id != identity.user_id and identity.role not in ("admin", "platform_admin"):
-                raise NotAllowed("only the owner or a tenant admin may reprocess a document")
+            document = await self._lock_for_change(repository, identity, document_id, "reprocess")
             if not can_restart(DocumentStatus(document.status)):
                 raise DocumentBeingDeleted(f"document {document_id} is {document.status}")
             generation = await start_new_generation(session, document)
@@ -154,6 +153,44 @@ class DocumentService:
         log.info("document.reprocess_requested", document_id=str(document_id), generation=generation)
         assert updated is not None
         return updated
+
+    async def delete(self, identity: Identity, document_id: uuid.UUID) -> DocumentRow:
+        """Start the deletion saga and wait (bounded) until search no longer returns the document.
+
+        Deleting a document already ``deleting`` changes nothing and answers the same; a
+        ``deleted`` one is not found."""
+        async with unit_of_work(self._sessions) as session:
+            repository = DocumentRepository(session)
+            document = await self._lock_for_change(repository, identity, document_id, "delete")
+            started = document.status != DocumentStatus.DELETING.value
+            if started:
+                await request_deletion(session, document)
+        if started:
+            self._on_commit()
+            log.info("document.deletion_requested", document_id=str(document_id), status_before=document.status)
+        unsearchable = await self.deletion.wait_until_unsearchable(document_id, self._delete_wait_seconds)
+        if not unsearchable:
+            log.warning("document.deletion_unconfirmed", document_id=str(document_id), waited=self._delete_wait_seconds)
+        return await self._current(document_id)
+
+    async def _lock_for_change(
+        self, repository: DocumentRepository, identity: Identity, document_id: uuid.UUID, action: str
+    ) -> DocumentRow:
+        if await repository.get_visible(identity, document_id) is None:
+            raise DocumentNotFound(f"document {document_id} not found")
+        document = await repository.lock(document_id)
+        if document is None:
+            raise DocumentNotFound(f"document {document_id} not found")
+        if document.owner_id != identity.user_id and identity.role not in ("admin", "platform_admin"):
+            raise NotAllowed(f"only the owner or a tenant admin may {action} a document")
+        return document
+
+    async def _current(self, document_id: uuid.UUID) -> DocumentRow:
+        async with self._sessions() as session:
+            document = await DocumentRepository(session).get(document_id)
+        if document is None:
+            raise DocumentNotFound(f"document {document_id} not found")
+        return document
 
     async def list(self, identity: Identity, *, limit: int, offset: int) -> Sequence[DocumentRow]:
         async with self._sessions() as session:

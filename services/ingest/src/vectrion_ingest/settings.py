@@ -25,3 +25,13 @@ class IngestSettings(ServiceSettings):
     stuck_after_seconds: float = Field(default=30 * 60, gt=0)
     sweep_interval_seconds: float = Field(default=60, gt=0)
     max_pipeline_attempts: int = Field(default=3, ge=1)
+
+    # The deletion saga: DELETE answers once the query service confirms the document is out of
+    # search, waiting at most delete_wait_seconds; a document still ``deleting`` after
+    # stuck_deletion_seconds is asked for again (or finished, when both stages confirmed).
+    delete_wait_seconds: float = Field(default=10, ge=0)
+    stuck_deletion_seconds: float = Field(default=120, gt=0)
+    # Retention: failed documents are deleted (the saga) after failed_retention_days, None keeps
+    # them; rows of deleted documents are purged after deleted_retention_days.
+    failed_retention_days: float | None = Field(default=None, gt=0)
+    deleted_retention_days: float = Field(default=30, gt=0)

@@ -22,8 +22,9 @@ from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
 from vectrion_common.messaging.outbox import add_event
+from vectrion_common.tombstones import is_deleted, lock_document
 from vectrion_query import repository
-from vectrion_query.models import inbox, outbox
+from vectrion_query.models import deleted_documents, inbox, outbox
 from vectrion_query.vector_store import IndexPoint, VectorStore
 
 log = get_logger(__name__)
@@ -92,6 +93,9 @@ class ChunkIndexer:
             await self._fail(event, reason)
             return
         async with self.sessions() as session:
+            if await is_deleted(session, deleted_documents, event.document_id):
+                log.info("chunks.deleted_document_ignored", document_id=str(event.document_id))
+                return
             newest = await repository.newest_indexed_generation(session, event.document_id)
         if newest is not None and newest > event.generation:
             await self._drop_stale(event, newest, upserted=False)
@@ -102,9 +106,12 @@ class ChunkIndexer:
         # One transaction, serialised per document (all generations): claim, then either index
         # the batch or, if a newer generation got indexed meanwhile, leave it out.
         async with unit_of_work(self.sessions) as session:
-            await repository.lock_document(session, event.document_id)
+            await lock_document(session, event.document_id)
             if not await claim_message(session, inbox, CONSUMER, event.event_id):
                 outcome = "duplicate"
+            elif await is_deleted(session, deleted_documents, event.document_id):
+                # Deleted while this batch was on its way: its points must not stay.
+                outcome = "deleted"
             elif (newest := await repository.newest_indexed_generation(session, event.document_id)) is not None and (
                 newest > event.generation
             ):
@@ -140,6 +147,10 @@ class ChunkIndexer:
             log.info("chunks.duplicate_ignored", event_id=str(event.event_id), document_id=str(event.document_id))
             # The first delivery committed; it may have died before dropping the old points.
             await self._drop_older_points(event)
+            return
+        if outcome == "deleted":
+            await self.store.delete_points([c.chunk_id for c in event.chunks])
+            log.info("chunks.deleted_document_ignored", document_id=str(event.document_id))
             return
         if outcome == "stale":
             assert newest is not None

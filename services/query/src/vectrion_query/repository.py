@@ -56,11 +56,6 @@ async def lock_progress(
     return Progress(total_chunks=row.total_chunks, indexed_event_emitted=row.indexed_event_emitted)
 
 
-async def lock_document(session: AsyncSession, document_id: uuid.UUID) -> None:
-    """Serialise the indexing transactions of one document (all generations) until commit."""
-    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(str(document_id), 0))))
-
-
 async def newest_indexed_generation(session: AsyncSession, document_id: uuid.UUID) -> int | None:
     value: int | None = await session.scalar(
         sa.select(sa.func.max(document_progress.c.generation)).where(
@@ -80,6 +75,13 @@ async def delete_generations_before(session: AsyncSession, document_id: uuid.UUI
             document_progress.c.document_id == document_id, document_progress.c.generation < generation
         )
     )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def delete_document_rows(session: AsyncSession, document_id: uuid.UUID) -> int:
+    """Every read-model row and progress row of the document, all generations; returns chunk rows."""
+    result = await session.execute(sa.delete(chunks).where(chunks.c.document_id == document_id))
+    await session.execute(sa.delete(document_progress).where(document_progress.c.document_id == document_id))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -60,6 +60,10 @@ class VectorStore(Protocol):
         """Drop every point of ``document_id`` from a generation older than ``generation``."""
         ...
 
+    async def delete_document(self, document_id: uuid.UUID) -> None:
+        """Drop every point of ``document_id``, all generations."""
+        ...
+
 
 def scope_filter(scope: AccessScope) -> qm.Filter:
     """The mandatory Qdrant filter: tenant_id == caller's tenant AND (visibility == tenant OR owner == caller)."""
@@ -180,6 +184,18 @@ class QdrantVectorStore:
                         qm.FieldCondition(key="document_id", match=qm.MatchValue(value=str(document_id))),
                         qm.FieldCondition(key="generation", range=qm.Range(lt=generation)),
                     ]
+                )
+            ),
+            wait=True,
+        )
+
+
+    async def delete_document(self, document_id: uuid.UUID) -> None:
+        await self._client.delete(
+            self._collection,
+            points_selector=qm.FilterSelector(
+                filter=qm.Filter(
+                    must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=str(document_id)))]
                 )
             ),
             wait=True,

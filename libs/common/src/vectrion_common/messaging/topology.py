@@ -29,6 +29,8 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 from vectrion_common.contracts import (
     ChunksEmbeddedV1,
     DocumentChunkedV1,
+    DocumentDeletionConfirmedV1,
+    DocumentDeletionRequestedV1,
     DocumentFailedV1,
     DocumentIndexedV1,
     DocumentUploadedV1,
@@ -42,10 +44,10 @@ RPC_MESSAGE_TTL_MS = 30_000
 # Who consumes which event. Each service subscribes its own share; the DLQ admin
 # (ingest) reads the whole map to find every dead-letter queue.
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
-    "chunker": (DocumentUploadedV1,),
+    "chunker": (DocumentUploadedV1, DocumentDeletionRequestedV1),
     "embedder": (EmbeddingRequestedV1,),
-    "query": (ChunksEmbeddedV1,),
-    "ingest": (DocumentChunkedV1, DocumentIndexedV1, DocumentFailedV1),
+    "query": (ChunksEmbeddedV1, DocumentDeletionRequestedV1),
+    "ingest": (DocumentChunkedV1, DocumentIndexedV1, DocumentFailedV1, DocumentDeletionConfirmedV1),
 }
 
 
