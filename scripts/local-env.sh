@@ -48,6 +48,7 @@ VECTRION_QUERY_PORT=$query_port
 VECTRION_GUARDRAILS_PORT=$guardrails_port
 VECTRION_INGEST_URL=http://127.0.0.1:$ingest_port
 VECTRION_QUERY_URL=http://127.0.0.1:$query_port
+VECTRION_CHUNKER_URL=http://127.0.0.1:$chunker_port
 VECTRION_GUARDRAILS_URL=http://127.0.0.1:$guardrails_port
 ENV
 echo "$env_file"

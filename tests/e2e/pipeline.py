@@ -190,9 +190,13 @@ def start_pipeline(
         "VECTRION_LOG_JSON": "true",
         **(extra_env or {}),
     }
+    ports = {name: free_port() for name in PIPELINE}
+    # The reconciler in ingest asks chunker and query what they hold.
+    env["VECTRION_CHUNKER_URL"] = f"http://127.0.0.1:{ports['chunker']}"
+    env["VECTRION_QUERY_URL"] = f"http://127.0.0.1:{ports['query']}"
     pipeline = Pipeline(var_dir, namespace, db_name)
     for name in PIPELINE:
-        pipeline.services[name] = ServiceProcess(name, free_port(), env, var_dir / f"{name}.log")
+        pipeline.services[name] = ServiceProcess(name, ports[name], env, var_dir / f"{name}.log")
     try:
         for service in pipeline.services.values():
             service.start()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,9 +124,12 @@ def test_a_deleted_document_is_unsearchable_at_202_and_then_gone_everywhere(pipe
 
     rows = _wait_deleted(pipeline, [doomed])
     _assert_gone_everywhere(pipeline, rows)
-    assert httpx.get(
-        f"{pipeline.ingest_url}/v1/documents/{doomed}", headers=pipeline.headers(identity), timeout=10
-    ).status_code == 404
+    assert (
+        httpx.get(
+            f"{pipeline.ingest_url}/v1/documents/{doomed}", headers=pipeline.headers(identity), timeout=10
+        ).status_code
+        == 404
+    )
     # The other document of the tenant is untouched.
     assert asyncio.run(document_counts(pipeline, [kept]))[kept]["read_model_rows"] == settled[kept]["chunks"]
     assert kept in _search_documents(pipeline, identity, "pdflatex sample document")
@@ -162,11 +167,7 @@ def test_delete_during_processing_leaves_nothing_behind_even_from_late_batches(p
     assert _delete(pipeline, identity, after_chunking).status_code == 202
 
     mid_indexing = pipeline.upload(identity, LATEX).json()["id"]
-    _wait_for(
-        lambda: any(
-            e.get("document_id") == mid_indexing for e in query.events("chunks.indexed")[seen_indexed:]
-        )
-    )
+    _wait_for(lambda: any(e.get("document_id") == mid_indexing for e in query.events("chunks.indexed")[seen_indexed:]))
     assert _delete(pipeline, identity, mid_indexing).status_code == 202
 
     ids = [at_once, after_chunking, mid_indexing]
@@ -251,3 +252,76 @@ def _wait_quiet(pipeline: Pipeline, quiet_seconds: float = 3.0, timeout: float =
         elif time.monotonic() - still_since >= quiet_seconds:
             return
     raise AssertionError("the pipeline did not go quiet")
+
+
+def _reconcile(pipeline: Pipeline, *, repair: bool) -> dict[str, Any]:
+    response = httpx.post(
+        f"{pipeline.ingest_url}/v1/admin/reconcile",
+        params={"repair": str(repair).lower()},
+        headers=pipeline.headers(new_identity("platform_admin")),
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _sql(pipeline: Pipeline, statement: str, *args: Any) -> None:
+    conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + pipeline.db_name)
+    try:
+        await conn.execute(statement, *args)
+    finally:
+        await conn.close()
+
+
+def test_the_reconciler_finds_and_repairs_lost_rows_leftovers_and_orphan_files(pipeline: Pipeline) -> None:
+    identity = new_identity()
+    damaged = pipeline.upload(identity, LATEX).json()["id"]
+    leftover = pipeline.upload(identity, TYPEWRITER).json()["id"]
+    settled = pipeline.wait_settled(identity, [damaged, leftover])
+    assert {d["status"] for d in settled.values()} == {"indexed"}
+    _wait_quiet(pipeline)
+    # Damage: a read-model row lost; a document marked deleted whose data stayed; a stray file.
+    asyncio.run(
+        _sql(
+            pipeline,
+            "DELETE FROM query.chunks WHERE chunk_id = (SELECT chunk_id FROM query.chunks WHERE document_id = $1"
+            " ORDER BY chunk_index LIMIT 1)",
+            uuid.UUID(damaged),
+        )
+    )
+    asyncio.run(_sql(pipeline, "UPDATE ingest.documents SET status = 'deleted' WHERE id = $1", uuid.UUID(leftover)))
+    stray = pipeline.var_dir / "blobs" / "stray-tenant" / "stray-document" / "original"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"%PDF-1.4 nobody owns me")
+    old = time.time() - 2 * 3600
+    os.utime(stray, (old, old))
+
+    looked = _reconcile(pipeline, repair=False)
+    kinds = {(f["kind"], f["document_id"]) for f in looked["findings"]}
+    assert ("index_mismatch", damaged) in kinds, looked
+    assert ("deleted_but_held", leftover) in kinds, looked
+    assert ("orphan_file", None) in kinds, looked
+    assert looked["repaired"] == {} and stray.exists()
+
+    fixed = _reconcile(pipeline, repair=True)
+    assert fixed["repaired"] == {"reprocessed": 1, "deletion_requested": 1, "orphan_files_deleted": 1}, fixed
+    assert not stray.exists()
+    done = pipeline.wait_settled(identity, [damaged], until=("indexed",), timeout=120)[damaged]
+    assert done["generation"] == 2
+    _wait_quiet(pipeline)
+    counts = asyncio.run(document_counts(pipeline, [damaged, leftover]))
+    assert counts[damaged]["chunks"] == counts[damaged]["read_model_rows"] == counts[damaged]["chunker_rows"]
+    assert counts[leftover]["read_model_all"] == 0 and counts[leftover]["chunker_all"] == 0
+    assert qdrant_points(pipeline, [damaged, leftover]) == {damaged: counts[damaged]["chunks"], leftover: 0}
+
+    again = _reconcile(pipeline, repair=True)
+    mine = [f for f in again["findings"] if f["document_id"] in (damaged, leftover)]
+    assert mine == [] and "orphan_file" not in {f["kind"] for f in again["findings"]}, again
+
+
+def test_only_platform_admins_may_reconcile(pipeline: Pipeline) -> None:
+    response = httpx.post(
+        f"{pipeline.ingest_url}/v1/admin/reconcile", headers=pipeline.headers(new_identity("admin")), timeout=30
+    )
+    assert response.status_code == 403

@@ -328,24 +328,36 @@ def test_gateway_accepts_traffic_from_anywhere_on_8000(rendered: dict[str, list[
     assert (None, [{"protocol": "TCP", "port": 8000}]) in _ingress_sources(rendered["prod"], "gateway")
 
 
-@pytest.mark.parametrize("service", ["ingest", "query", "guardrails"])
-def test_internal_http_services_accept_only_the_gateway(rendered: dict[str, list[Obj]], service: str) -> None:
+def _from(*workloads: str) -> list[dict[str, Any]]:
+    return [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": w}}} for w in workloads]
+
+
+# Who may call whom over HTTP: the gateway the public-facing services, ingest (the reconciler)
+# the admin APIs of chunker and query; nothing reaches the embedder but metric scrapes.
+HTTP_CALLERS = {
+    "ingest": _from("gateway"),
+    "query": _from("gateway", "ingest"),
+    "guardrails": _from("gateway"),
+    "chunker": _from("ingest"),
+}
+
+
+@pytest.mark.parametrize("service", HTTP_CALLERS)
+def test_internal_http_services_accept_only_their_callers(rendered: dict[str, list[Obj]], service: str) -> None:
     sources = _ingress_sources(rendered["prod"], service)
-    from_gateway = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
-    assert (from_gateway, [{"protocol": "TCP", "port": SERVICE_PORTS[service]}]) in sources
+    assert (HTTP_CALLERS[service], [{"protocol": "TCP", "port": SERVICE_PORTS[service]}]) in sources
     for peers, _ports in sources:
-        assert peers == from_gateway or _is_monitoring(peers), f"{service} admits {peers}"
+        assert peers == HTTP_CALLERS[service] or _is_monitoring(peers), f"{service} admits {peers}"
 
 
-@pytest.mark.parametrize("service", ["chunker", "embedder"])
-def test_workers_accept_only_metric_scrapes(rendered: dict[str, list[Obj]], service: str) -> None:
-    for peers, _ports in _ingress_sources(rendered["prod"], service):
-        assert _is_monitoring(peers), f"{service} admits {peers}"
+def test_the_embedder_accepts_only_metric_scrapes(rendered: dict[str, list[Obj]]) -> None:
+    for peers, _ports in _ingress_sources(rendered["prod"], "embedder"):
+        assert _is_monitoring(peers), f"embedder admits {peers}"
 
 
 EGRESS_PORTS = {
     "gateway": {53, 4318, 5432, 6379, 5672, 8001, 8004, 8005},
-    "ingest": {53, 4318, 5432, 5672, 443, 9000},
+    "ingest": {53, 4318, 5432, 5672, 443, 9000, 8002, 8004},
     "chunker": {53, 4318, 5432, 5672, 443, 9000},
     "embedder": {53, 4318, 5672},
     "query": {53, 4318, 5432, 5672, 6333, 6334},

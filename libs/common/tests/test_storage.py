@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,18 @@ async def test_delete_removes_the_blob_and_is_idempotent(store: BlobStore) -> No
     await store.delete("t/gone/original")
     assert not await store.exists("t/gone/original")
     await store.delete("t/gone/original")
+
+
+async def test_list_blobs_names_every_stored_file_with_its_time(store: BlobStore) -> None:
+    prefix = uuid.uuid4().hex
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    await store.put(f"{prefix}/a/original", b"a")
+    await store.put(f"{prefix}/b/original", b"b")
+    await store.put(f"{prefix}/gone/original", b"c")
+    await store.delete(f"{prefix}/gone/original")
+    listed = {b.key: b.modified_at for b in await store.list_blobs() if b.key.startswith(prefix)}
+    assert set(listed) == {f"{prefix}/a/original", f"{prefix}/b/original"}
+    assert all(t > before for t in listed.values())
 
 
 async def test_a_missing_key_raises_blob_not_found(store: BlobStore) -> None:

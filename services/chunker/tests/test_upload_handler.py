@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
+from pydantic import SecretStr
 
 from tests.harness import RABBITMQ_URL, SHARED_DATA, migrate_services
 from vectrion_chunker.main import create_app
@@ -91,6 +92,7 @@ async def app_and_blobs(
         storage=StorageSettings(backend="local", local_root=tmp_path / "blobs"),
         embedding_batch_size=8,
         chunk_scan="off",  # chunking alone; the guardrails scan has its own tests (test_chunk_scan.py)
+        internal_token_secret=SecretStr("chunker-test-internal-secret-0123456789"),
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

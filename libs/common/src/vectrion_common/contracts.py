@@ -207,3 +207,22 @@ class GuardrailScanRequest(BaseModel):
 
 class GuardrailScanResponse(BaseModel):
     verdicts: list[GuardrailVerdict]
+
+
+# --- the reconciler (ingest asks chunker and query what they hold) ------------------
+
+
+class DocumentHoldings(BaseModel):
+    """What one stage holds of one document: rows (and, in query, Qdrant points) per generation."""
+
+    document_id: uuid.UUID
+    tenant_id: uuid.UUID
+    tombstoned: bool = False
+    rows: dict[int, int] = Field(default_factory=dict)
+    points: dict[int, int] = Field(default_factory=dict)
+
+
+class StageInventory(BaseModel):
+    stage: DeletionStage
+    documents: list[DocumentHoldings]
+    repaired: dict[str, int] = Field(default_factory=dict, description="what the stage fixed on its own")

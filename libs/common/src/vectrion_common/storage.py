@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -19,12 +21,21 @@ class BlobNotFound(KeyError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    key: str
+    modified_at: datetime
+
+
 class BlobStore(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...
     async def get(self, key: str) -> bytes: ...
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
     async def ping(self) -> None: ...
+    async def list_blobs(self) -> list[StoredBlob]:
+        """Every stored file (the reconciler looks for files no document owns)."""
+        ...
 
 
 class StorageSettings(BaseModel):
@@ -85,6 +96,18 @@ class LocalBlobStore:
     async def ping(self) -> None:
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
 
+    async def list_blobs(self) -> list[StoredBlob]:
+        return await asyncio.to_thread(self._walk)
+
+    def _walk(self) -> list[StoredBlob]:
+        if not self._root.exists():
+            return []
+        return [
+            StoredBlob(path.relative_to(self._root).as_posix(), datetime.fromtimestamp(path.stat().st_mtime, UTC))
+            for path in self._root.rglob("*")
+            if path.is_file() and not path.name.startswith(".upload-")
+        ]
+
 
 class S3BlobStore:
     def __init__(self, settings: StorageSettings) -> None:
@@ -133,6 +156,15 @@ class S3BlobStore:
     async def ping(self) -> None:
         async with self._client() as s3:
             await s3.head_bucket(Bucket=self._bucket)
+
+    async def list_blobs(self) -> list[StoredBlob]:
+        found: list[StoredBlob] = []
+        async with self._client() as s3:
+            paginator = s3.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self._bucket):
+                for item in page.get("Contents", []):
+                    found.append(StoredBlob(item["Key"], item["LastModified"]))
+        return found
 
     async def ensure_bucket(self) -> None:
         async with self._client() as s3:

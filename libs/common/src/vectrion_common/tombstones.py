@@ -35,9 +35,7 @@ async def lock_document(session: AsyncSession, document_id: uuid.UUID) -> None:
 
 
 async def add_tombstone(session: AsyncSession, table: sa.Table, tenant_id: uuid.UUID, document_id: uuid.UUID) -> None:
-    await session.execute(
-        insert(table).values(document_id=document_id, tenant_id=tenant_id).on_conflict_do_nothing()
-    )
+    await session.execute(insert(table).values(document_id=document_id, tenant_id=tenant_id).on_conflict_do_nothing())
 
 
 async def is_deleted(session: AsyncSession, table: sa.Table, document_id: uuid.UUID) -> bool:

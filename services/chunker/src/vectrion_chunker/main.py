@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from vectrion_chunker import admin_api
 from vectrion_chunker.chunk_scan import make_chunk_scanner
 from vectrion_chunker.chunking import ChunkingRules
 from vectrion_chunker.deletion import ChunkRemover
@@ -44,7 +45,11 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
         runtime.subscribe(DocumentUploadedV1, handler)
         runtime.subscribe(DocumentDeletionRequestedV1, ChunkRemover(runtime.sessions, runtime.relay))
         app.state.readiness_checks["storage"] = blobs.ping
+        app.state.sessions = runtime.sessions
         async with runtime.running():
             yield
 
-    return create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)
+    app = create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)
+    app.state.internal_token_secret = settings.require_secret("internal_token_secret").get_secret_value()
+    app.include_router(admin_api.router)
+    return app

@@ -11,6 +11,7 @@ from vectrion_common.identity import CurrentIdentity
 from vectrion_common.messaging.dead_letters import DeadLetter
 from vectrion_ingest.dead_letters import DeadLetterAdmin
 from vectrion_ingest.errors import NotAllowed
+from vectrion_ingest.reconcile import Reconciler, ReconcileReport
 
 router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"])
 
@@ -76,3 +77,20 @@ async def purge_dead_letter(admin: Admin, message_id: str, queue: QueueFilter = 
 
 
 
+
+
+reconcile_router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@reconcile_router.post("/reconcile")
+async def reconcile(
+    request: Request,
+    identity: CurrentIdentity,
+    repair: Annotated[bool, Query(description="false: report only")] = True,
+) -> ReconcileReport:
+    """Compare files, chunks, read model and Qdrant points; repair the differences (see
+    :mod:`vectrion_ingest.reconcile`) and report what was found and done."""
+    if not identity.is_platform_admin:
+        raise NotAllowed("the reconciler needs the platform_admin role")
+    reconciler: Reconciler = request.app.state.reconciler
+    return await reconciler.run(repair=repair)

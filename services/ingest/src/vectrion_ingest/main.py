@@ -21,6 +21,7 @@ from vectrion_ingest.deletion import housekeeping
 from vectrion_ingest.handlers import CONSUMER, register_handlers, report_failures
 from vectrion_ingest.lifecycle import StuckDocumentSweeper
 from vectrion_ingest.models import outbox
+from vectrion_ingest.reconcile import Reconciler
 from vectrion_ingest.service import DocumentService
 from vectrion_ingest.settings import IngestSettings
 
@@ -57,6 +58,15 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             also=housekeeping(app.state.documents.deletion, settings),
         )
         app.state.sweeper = sweeper
+        app.state.reconciler = Reconciler(
+            runtime.sessions,
+            blobs,
+            chunker_url=settings.chunker_url,
+            query_url=settings.query_url,
+            token_secret=app.state.internal_token_secret,
+            orphan_file_grace_seconds=settings.orphan_file_grace_seconds,
+            on_commit=runtime.wake_relay,
+        )
         async with runtime.running():
             await dead_letter_store.start()
             sweeper.start()
@@ -72,4 +82,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.state.internal_token_secret = settings.require_secret("internal_token_secret").get_secret_value()
     app.include_router(router)
     app.include_router(admin_api.router)
+    app.include_router(admin_api.reconcile_router)
     return app

@@ -35,3 +35,9 @@ class IngestSettings(ServiceSettings):
     # them; rows of deleted documents are purged after deleted_retention_days.
     failed_retention_days: float | None = Field(default=None, gt=0)
     deleted_retention_days: float = Field(default=30, gt=0)
+
+    # The reconciler asks these for what they hold; files no live document owns are deleted once
+    # older than orphan_file_grace_seconds (an upload writes its file just before its row).
+    chunker_url: str = "http://127.0.0.1:8002"
+    query_url: str = "http://127.0.0.1:8004"
+    orphan_file_grace_seconds: float = Field(default=3600, ge=0)

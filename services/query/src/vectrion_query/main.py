@@ -17,6 +17,7 @@ from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
+from vectrion_query import admin_api
 from vectrion_query.api import router
 from vectrion_query.asking import QuestionService
 from vectrion_query.guardrails import make_guardrails
@@ -103,4 +104,5 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
     app = create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)
     app.state.internal_token_secret = secret
     app.include_router(router)
+    app.include_router(admin_api.router)
     return app

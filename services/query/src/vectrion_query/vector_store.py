@@ -34,6 +34,14 @@ class IndexPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPoint:
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    tenant_id: uuid.UUID
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     chunk_id: uuid.UUID
     score: float
@@ -64,6 +72,10 @@ class VectorStore(Protocol):
         """Drop every point of ``document_id``, all generations."""
         ...
 
+    async def stored_points(self) -> list[StoredPoint]:
+        """Every point's id and owner (the reconciler's view; no vectors)."""
+        ...
+
 
 def scope_filter(scope: AccessScope) -> qm.Filter:
     """The mandatory Qdrant filter: tenant_id == caller's tenant AND (visibility == tenant OR owner == caller)."""
@@ -87,6 +99,9 @@ _PAYLOAD_INDEXES: dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams] = {
     "visibility": qm.PayloadSchemaType.KEYWORD,
     "generation": qm.PayloadSchemaType.INTEGER,
 }
+
+
+SCROLL_PAGE = 1024
 
 
 class QdrantVectorStore:
@@ -168,7 +183,6 @@ class QdrantVectorStore:
         )
         return result.count
 
-
     async def delete_points(self, chunk_ids: Sequence[uuid.UUID]) -> None:
         if chunk_ids:
             await self._client.delete(
@@ -189,7 +203,6 @@ class QdrantVectorStore:
             wait=True,
         )
 
-
     async def delete_document(self, document_id: uuid.UUID) -> None:
         await self._client.delete(
             self._collection,
@@ -200,6 +213,30 @@ class QdrantVectorStore:
             ),
             wait=True,
         )
+
+    async def stored_points(self) -> list[StoredPoint]:
+        found: list[StoredPoint] = []
+        offset: qm.ExtendedPointId | None = None
+        while True:
+            points, offset = await self._client.scroll(
+                self._collection,
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=["document_id", "tenant_id", "generation"],
+                with_vectors=False,
+            )
+            for point in points:
+                payload = point.payload or {}
+                found.append(
+                    StoredPoint(
+                        chunk_id=uuid.UUID(str(point.id)),
+                        document_id=uuid.UUID(str(payload["document_id"])),
+                        tenant_id=uuid.UUID(str(payload["tenant_id"])),
+                        generation=int(payload["generation"]),
+                    )
+                )
+            if offset is None:
+                return found
 
 
 def make_vector_store(settings: QuerySettings) -> VectorStore:
