@@ -128,3 +128,15 @@ def test_text_over_the_size_limit_is_refused() -> None:
 def test_the_real_pdf_corpus_is_still_sniffed_as_pdf() -> None:
     sample = (SHARED_DATA / "pdfs" / "docling_multi_page.pdf").read_bytes()
     assert sniff_content_type(sample, "slides.md") == PDF
+
+
+@pytest.mark.parametrize(
+    ("make", "filename"),
+    [(lambda n: b"a" * n, "long.txt"), (lambda n: docx(["a" * n]), "long.docx")],
+    ids=["text", "docx"],
+)
+def test_text_longer_than_max_pages_times_3000_characters_is_refused(make, filename: str) -> None:  # type: ignore[no-untyped-def]
+    assert validate_upload(make(6000), filename=filename, max_bytes=10**6, max_pages=2).pages == 1
+    with pytest.raises(TooManyPages) as caught:
+        validate_upload(make(6001), filename=filename, max_bytes=10**6, max_pages=2)
+    assert caught.value.extra == {"chars": 6001, "max_chars": 6000}

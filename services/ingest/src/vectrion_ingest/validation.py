@@ -8,8 +8,11 @@ What "pages" means per type:
   the file) when present, else 1.
 * HTML, Markdown, plain text: 1 (they have no pages).
 
-The size limit (``max_upload_bytes``) applies to every type, and the page limit
-to PDF and DOCX. A DOCX is a ZIP: at most :data:`DOCX_MAX_ENTRIES` entries and
+The size limit (``max_upload_bytes``) applies to every type, the page limit
+(``max_pages``) to PDF and DOCX, and a text limit of ``max_pages`` x
+:data:`CHARS_PER_PAGE` characters to DOCX (its text runs), HTML, Markdown and
+plain text (the whole file): their extraction costs about what a PDF of that
+many pages costs. A DOCX is a ZIP: at most :data:`DOCX_MAX_ENTRIES` entries and
 :data:`DOCX_MAX_UNPACKED_BYTES` declared uncompressed bytes, and its main part
 must decompress (bounded by its declared size, CRC checked), so a zip bomb is
 refused before anything inflates it.
@@ -43,10 +46,13 @@ from vectrion_ingest.file_types import PDF, sniff_content_type
 
 PDF_MEDIA_TYPE = PDF
 MAX_FILENAME_CHARS = 255
+# Text formats and DOCX may hold at most max_pages "pages" of this many characters.
+CHARS_PER_PAGE = 3000
 DOCX_MAX_ENTRIES = 10_000
 DOCX_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 DOCX_MAIN_PART = "word/document.xml"
 DOCX_APP_PART = "docProps/app.xml"
+_TEXT_RUN = re.compile(rb"<w:t(?:\s[^>]*)?>([^<]*)</w:t>")
 _APP_PAGES = re.compile(rb"<(?:\w+:)?Pages>\s*(\d{1,9})\s*</(?:\w+:)?Pages>")
 
 # pypdf logs every recoverable oddity at WARNING; those are not ours to report.
@@ -72,13 +78,14 @@ def validate_upload(data: bytes, *, max_bytes: int, max_pages: int, filename: st
     content_type = sniff_content_type(data, filename, max_zip_entries=DOCX_MAX_ENTRIES)
     match content_type:
         case file_types.PDF:
-            pages = count_pdf_pages(data)
+            pages, chars = count_pdf_pages(data), 0
         case file_types.DOCX:
-            pages = count_docx_pages(data)
+            pages, chars = inspect_docx(data)
         case file_types.HTML | file_types.MARKDOWN | file_types.TEXT:
-            if not data.decode("utf-8", errors="replace").strip("\ufeff \t\r\n\f\v"):
+            text = data.decode("utf-8", errors="replace")
+            if not text.strip("\ufeff \t\r\n\f\v"):
                 raise EmptyFile("the uploaded file has only white space")
-            pages = 1
+            pages, chars = 1, len(text)
         case _:
             raise UnsupportedFileType(
                 "accepted: PDF, DOCX, HTML, Markdown and UTF-8 plain text", accepted=list(file_types.ACCEPTED)
@@ -87,11 +94,23 @@ def validate_upload(data: bytes, *, max_bytes: int, max_pages: int, filename: st
         raise TooManyPages(
             f"the document has {pages} pages; the limit is {max_pages}", pages=pages, max_pages=max_pages
         )
+    max_chars = max_pages * CHARS_PER_PAGE
+    if chars > max_chars:
+        raise TooManyPages(
+            f"the document has {chars} characters; the limit is {max_chars} ({CHARS_PER_PAGE} per allowed page)",
+            chars=chars,
+            max_chars=max_chars,
+        )
     return ValidatedUpload(content_type=content_type, pages=pages)
 
 
-def count_docx_pages(data: bytes) -> int:
-    """Refuse a DOCX that would unpack too large or is damaged; its page count from docProps/app.xml, else 1."""
+def inspect_docx(data: bytes) -> tuple[int, int]:
+    """Refuse a DOCX that would unpack too large or is damaged; (pages, characters of its main text).
+
+    Pages: docProps/app.xml's ``<Pages>`` when present, else 1. Characters: the
+    text of the main part's ``<w:t>`` runs, counted while the part streams by
+    (a run split across two read blocks is missed: an estimate for the limit).
+    """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
@@ -102,18 +121,22 @@ def count_docx_pages(data: bytes) -> int:
                     reason=f"{len(infos)} entries, {unpacked} bytes unpacked; "
                     f"limits {DOCX_MAX_ENTRIES} entries, {DOCX_MAX_UNPACKED_BYTES} bytes",
                 )
+            chars = 0
             # zipfile never yields more than the declared size and checks the CRC at the end.
             with archive.open(DOCX_MAIN_PART) as part:
-                while part.read(1024 * 1024):
-                    pass
-            app = archive.read(DOCX_APP_PART) if DOCX_APP_PART in archive.namelist() else b""
+                while block := part.read(1024 * 1024):
+                    chars += sum(len(run) for run in _TEXT_RUN.findall(block))
+            app = b""
+            if DOCX_APP_PART in archive.namelist():
+                with archive.open(DOCX_APP_PART) as part:
+                    app = part.read(64 * 1024)
     except InvalidDocx:
         raise
     # A broken archive fails inside zipfile or zlib with several exception types.
     except Exception as exc:
         raise InvalidDocx("the DOCX cannot be opened", reason=f"{type(exc).__name__}: {exc}") from exc
     found = _APP_PAGES.search(app)
-    return max(int(found.group(1)), 1) if found else 1
+    return (max(int(found.group(1)), 1) if found else 1), chars
 
 
 def count_pdf_pages(data: bytes) -> int:
