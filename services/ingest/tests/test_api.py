@@ -115,7 +115,6 @@ async def test_a_duplicate_of_someone_elses_private_document_is_refused_without_
         ("pdfplumber_password-example.pdf", 422, "encrypted-pdf"),
         ("pdfjs_bug1020226.pdf", 422, "invalid-pdf"),
         ("pdfplumber_empty.pdf", 422, "empty-file"),
-        ("manifest.csv", 415, "unsupported-media-type"),
         ("pdfjs_freeculture.pdf", 413, "file-too-large"),  # 2.6 MB, the test limit is 2 MiB
     ],
 )

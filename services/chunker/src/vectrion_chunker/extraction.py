@@ -1,4 +1,11 @@
-"""PDF -> text elements with page numbers, fully offline (unstructured, "fast" strategy).
+"""Document bytes -> text elements with page numbers, fully offline (unstructured).
+
+The document's media type (set by ingest from the bytes, carried by
+``document.uploaded.v1``) picks the partitioner: PDF (strategy "fast"), DOCX,
+HTML, Markdown, plain text. Only PDF and DOCX know pages (DOCX: the page
+breaks Word recorded when it last rendered the file); elements of the others
+are on page 1. OCR of image-only pages is not available: see
+:func:`ocr_unavailable_reason`.
 
 Two traps live here, handled once:
 
@@ -9,6 +16,10 @@ Two traps live here, handled once:
   loader at it (:func:`ensure_offline_nlp`).
 * unstructured returns no elements for an encrypted PDF instead of failing, so
   the file is opened with pypdf first and refused with a permanent error.
+* unstructured's HTML partitioner (Markdown goes through it too) imports
+  ``urllib3.exceptions.NameResolutionError``, which urllib3 1.26 lacks; botocore
+  of our aioboto3 pins urllib3 below 1.27. The name only serves its URL fetching,
+  which we never use: :func:`ensure_html_importable` supplies it.
 
 Everything here is synchronous and CPU-bound: callers run it in a worker thread.
 """
@@ -16,13 +27,19 @@ Everything here is synchronous and CPU-bound: callers run it in a worker thread.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import os
+import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pypdf
 from pypdf.errors import PyPdfError
+
+from vectrion_common.logs import get_logger
 
 # Set before unstructured / huggingface_hub are imported: no network, no telemetry.
 OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", "UNSTRUCTURED_DISABLE_NOTICE": "1"}
@@ -30,8 +47,18 @@ for _name, _value in OFFLINE_ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)
 
 
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+HTML = "text/html"
+MARKDOWN = "text/markdown"
+TEXT = "text/plain"
+
+
+log = get_logger(__name__)
+
+
 class UnreadableDocument(Exception):
-    """The file can never be chunked (not a PDF, damaged, encrypted): fail at once, no retries."""
+    """The file can never be chunked (unsupported type, damaged, encrypted): fail at once, no retries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +110,17 @@ def ensure_offline_nlp() -> None:
         _nlp_patched = True
 
 
+def ensure_html_importable() -> None:
+    """Give urllib3 1.26 the exception class unstructured.safe_http imports (urllib3 2 has it). Idempotent."""
+    import urllib3.exceptions as urllib3_errors
+
+    if not hasattr(urllib3_errors, "NameResolutionError"):
+        # urllib3 2 derives it from NewConnectionError as well.
+        urllib3_errors.NameResolutionError = type(  # type: ignore[attr-defined]
+            "NameResolutionError", (urllib3_errors.NewConnectionError,), {}
+        )
+
+
 def count_pages(data: bytes) -> int:
     """Open the PDF with pypdf; raise :class:`UnreadableDocument` if it cannot be read as is."""
     try:
@@ -94,6 +132,90 @@ def count_pages(data: bytes) -> int:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise UnreadableDocument(f"the file cannot be opened as a PDF: {type(exc).__name__}: {exc}") from exc
+
+
+def ocr_unavailable_reason() -> str:
+    """Why image-only pages are not OCRed here: the machine lacks tesseract, or extraction does not OCR yet.
+
+    unstructured OCRs through the ``tesseract`` binary and its ``unstructured.pytesseract``
+    wrapper (strategy "ocr_only"); neither is installed by scripts/install.sh, so no
+    OCR path is wired in: such pages are counted in ``pages_without_text``.
+    """
+    if shutil.which("tesseract") is None:
+        return "the tesseract binary is not installed"
+    if importlib.util.find_spec("unstructured_pytesseract") is None:
+        return "the unstructured.pytesseract package is not installed"
+    return "OCR is not wired into extraction yet"
+
+
+def report_ocr_setting(mode: str) -> str | None:
+    """Log once, at start-up, that the ``ocr`` setting asks for what this build cannot do; the reason."""
+    if mode == "off":
+        return None
+    reason = ocr_unavailable_reason()
+    log.warning("chunker.ocr_unavailable", ocr=mode, reason=reason, effect="image-only pages stay without text")
+    return reason
+
+
+def extract_document(data: bytes, content_type: str) -> Extraction:
+    """Dispatch on the media type ingest detected; an unknown one can never be chunked."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == PDF:
+        return extract_pdf(data)
+    partition = _PARTITIONERS.get(media_type)
+    if partition is None:
+        raise UnreadableDocument(f"unsupported content type {content_type!r}")
+    ensure_offline_nlp()
+    ensure_html_importable()
+    try:
+        elements = partition(data)
+    except ImportError:
+        raise  # a broken installation, not a bad document: let the message be retried
+    # python-docx, lxml and zipfile fail on damaged files with many exception types.
+    except Exception as exc:
+        raise UnreadableDocument(f"the {media_type} file cannot be read: {type(exc).__name__}: {exc}") from exc
+    extracted = [
+        ExtractedElement(category=str(e.category), text=str(e.text or ""), page=e.metadata.page_number or 1)
+        for e in elements
+    ]
+    return Extraction(elements=extracted, pages=max((e.page or 1 for e in extracted), default=1))
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def _partition_text(data: bytes) -> list[Any]:
+    from unstructured.partition.text import partition_text
+
+    return list(partition_text(text=_decode(data), languages=["eng"]))
+
+
+def _partition_md(data: bytes) -> list[Any]:
+    from unstructured.partition.md import partition_md
+
+    return list(partition_md(text=_decode(data), languages=["eng"]))
+
+
+def _partition_html(data: bytes) -> list[Any]:
+    from unstructured.partition.html import partition_html
+
+    # Bytes, not text: the document's own charset declaration decides the decoding.
+    return list(partition_html(file=io.BytesIO(data), languages=["eng"]))
+
+
+def _partition_docx(data: bytes) -> list[Any]:
+    from unstructured.partition.docx import partition_docx
+
+    return list(partition_docx(file=io.BytesIO(data), include_page_breaks=False, languages=["eng"]))
+
+
+_PARTITIONERS: dict[str, Callable[[bytes], list[Any]]] = {
+    TEXT: _partition_text,
+    MARKDOWN: _partition_md,
+    HTML: _partition_html,
+    DOCX: _partition_docx,
+}
 
 
 def extract_pdf(data: bytes) -> Extraction:

@@ -11,6 +11,7 @@ from vectrion_chunker import admin_api
 from vectrion_chunker.chunk_scan import make_chunk_scanner
 from vectrion_chunker.chunking import ChunkingRules
 from vectrion_chunker.deletion import ChunkRemover
+from vectrion_chunker.extraction import report_ocr_setting
 from vectrion_chunker.handlers import CONSUMER, UploadHandler
 from vectrion_chunker.models import outbox
 from vectrion_chunker.settings import ChunkerSettings
@@ -25,6 +26,7 @@ from vectrion_common.web import create_service_app
 def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
     settings = settings or load_settings(ChunkerSettings)
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    report_ocr_setting(settings.ocr)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from vectrion_chunker.chunking import Chunk, ChunkingRules, chunk_blocks
 from vectrion_chunker.cleaning import clean_elements
-from vectrion_chunker.extraction import UnreadableDocument, extract_pdf
+from vectrion_chunker.extraction import PDF, Extraction, UnreadableDocument, extract_document
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,19 +18,28 @@ class ChunkedDocument:
     extract_seconds: float
 
 
-def chunk_pdf(data: bytes, rules: ChunkingRules) -> ChunkedDocument:
+def chunk_document(data: bytes, content_type: str, rules: ChunkingRules) -> ChunkedDocument:
     """Raises :class:`UnreadableDocument` when the file can never yield chunks."""
     started = time.perf_counter()
-    extraction = extract_pdf(data)
+    extraction = extract_document(data, content_type)
     extract_seconds = time.perf_counter() - started
     chunks = chunk_blocks(clean_elements(extraction.elements), rules)
     if not chunks:
-        raise UnreadableDocument(
-            f"no extractable text in {extraction.pages} page(s) (scanned PDF? OCR is not enabled)"
-        )
+        raise UnreadableDocument(_no_text_reason(extraction, content_type))
     return ChunkedDocument(
         chunks=chunks,
         pages=extraction.pages,
         pages_without_text=extraction.pages_without_text,
         extract_seconds=extract_seconds,
     )
+
+
+def chunk_pdf(data: bytes, rules: ChunkingRules) -> ChunkedDocument:
+    """The PDF-only entry point the upload handler used before documents had other types."""
+    return chunk_document(data, PDF, rules)
+
+
+def _no_text_reason(extraction: Extraction, content_type: str) -> str:
+    if content_type == PDF:
+        return f"no extractable text in {extraction.pages} page(s) (scanned PDF? OCR is not available)"
+    return f"no extractable text in the {content_type} file"

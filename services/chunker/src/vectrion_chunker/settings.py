@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 from vectrion_common.settings import ServiceSettings
 from vectrion_common.storage import StorageSettings
 
+# "auto": OCR pages without a text layer when this machine can (see extraction.ocr_unavailable_reason).
+OcrMode = Literal["off", "auto"]
+
 
 class ChunkerSettings(ServiceSettings):
     service_name: ClassVar[str] = "chunker"
@@ -27,6 +30,11 @@ class ChunkerSettings(ServiceSettings):
     # Indirect-injection scan of every chunk by guardrails ("off" only for tests of chunking alone).
     chunk_scan: Literal["rpc", "off"] = "rpc"
     chunk_scan_timeout_seconds: float = Field(default=10.0, gt=0)
+    ocr: OcrMode = Field(
+        default="off",
+        description="OCR of image-only pages; not available yet: 'auto' only logs that at start-up, "
+        "and such pages are counted in pages_without_text either way",
+    )
 
     @model_validator(mode="after")
     def _overlap_leaves_room(self) -> ChunkerSettings:

@@ -26,12 +26,16 @@ class InvalidPdf(IngestError):
     status, type_, title = 422, "invalid-pdf", "The file is not a readable PDF"
 
 
+class InvalidDocx(IngestError):
+    status, type_, title = 422, "invalid-docx", "The file is not a readable DOCX"
+
+
 class EncryptedPdf(IngestError):
     status, type_, title = 422, "encrypted-pdf", "The PDF is encrypted"
 
 
 class TooManyPages(IngestError):
-    status, type_, title = 422, "too-many-pages", "The PDF has too many pages"
+    status, type_, title = 422, "too-many-pages", "The document has too many pages"
 
 
 class DocumentNotFound(IngestError):
