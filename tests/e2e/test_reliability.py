@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.documents import docx
 from tests.e2e.pipeline import Pipeline, new_identity, start_pipeline, stop_pipeline
 from tests.harness import SHARED_DATA
 
@@ -200,3 +201,41 @@ def test_fuzzed_and_truncated_pdfs_never_answer_5xx_nor_stay_stuck(pipeline: Pip
     print(f"\nfuzz: {len(_mutations(4))} files, {len(accepted)} accepted, "
           f"{sum(d['status'] == 'indexed' for d in settled.values())} indexed, "
           f"{sum(d['status'] == 'failed' for d in settled.values())} failed with a reason")
+
+
+FORMAT_SAMPLES = {
+    "notes.txt": "Plain text notes. The okapi is a giraffid native to the Congo rainforest.\n" * 20,
+    "guide.md": "# Okapi field guide\n\nThe **okapi** is a giraffid native to the Congo rainforest.\n" * 20,
+    "page.html": "<!doctype html><html><body><h1>Okapi</h1>"
+    + "<p>The okapi is a giraffid native to the Congo rainforest.</p>" * 20
+    + "</body></html>",
+}
+
+
+def test_text_markdown_html_and_docx_uploads_are_indexed_and_searchable(pipeline: Pipeline) -> None:
+    identity = new_identity()
+    uploads = {name: text.encode() for name, text in FORMAT_SAMPLES.items()}
+    uploads["report.docx"] = docx(["The okapi is a giraffid native to the Congo rainforest."] * 20)
+    ids = {}
+    for name, data in uploads.items():
+        response = pipeline.upload(identity, Path(name), data)
+        assert response.status_code == 202, (name, response.text)
+        ids[name] = response.json()["id"]
+    settled = pipeline.wait_settled(identity, ids.values())
+    for name, document_id in ids.items():
+        document = settled[document_id]
+        assert document["status"] == "indexed" and document["chunks"] > 0, (name, document)
+    types = {name: settled[i]["content_type"] for name, i in ids.items()}
+    assert types == {
+        "notes.txt": "text/plain",
+        "guide.md": "text/markdown",
+        "page.html": "text/html",
+        "report.docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    }
+    found = httpx.post(
+        f"http://127.0.0.1:{pipeline.services['query'].port}/v1/search",
+        json={"query": "okapi giraffid Congo rainforest", "top_k": 20},
+        headers=pipeline.headers(identity),
+        timeout=30,
+    ).json()["results"]
+    assert {r["document_id"] for r in found} == set(ids.values())

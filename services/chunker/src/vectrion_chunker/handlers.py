@@ -20,7 +20,7 @@ from vectrion_chunker.chunking import ChunkingRules
 from vectrion_chunker.extraction import UnreadableDocument
 from vectrion_chunker.models import deleted_documents, inbox, outbox
 from vectrion_chunker.outgoing import chunked_events, failed_event
-from vectrion_chunker.pipeline import ChunkedDocument, chunk_pdf
+from vectrion_chunker.pipeline import ChunkedDocument, chunk_document
 from vectrion_common.contracts import DocumentUploadedV1, Event
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import bind_context, clear_context, get_logger
@@ -75,7 +75,7 @@ class UploadHandler:
         reason = ""
         try:
             data = await self.blobs.get(upload.storage_key)
-            document = await asyncio.to_thread(chunk_pdf, data, self.rules)
+            document = await asyncio.to_thread(chunk_document, data, upload.content_type, self.rules)
         except BlobNotFound:
             reason = f"the uploaded file is missing from storage (key {upload.storage_key})"
         except UnreadableDocument as exc:

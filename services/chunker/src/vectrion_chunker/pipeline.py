@@ -34,11 +34,6 @@ def chunk_document(data: bytes, content_type: str, rules: ChunkingRules) -> Chun
     )
 
 
-def chunk_pdf(data: bytes, rules: ChunkingRules) -> ChunkedDocument:
-    """The PDF-only entry point the upload handler used before documents had other types."""
-    return chunk_document(data, PDF, rules)
-
-
 def _no_text_reason(extraction: Extraction, content_type: str) -> str:
     if content_type == PDF:
         return f"no extractable text in {extraction.pages} page(s) (scanned PDF? OCR is not available)"

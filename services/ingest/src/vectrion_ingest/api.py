@@ -46,7 +46,13 @@ async def upload_document(
     identity: CurrentIdentity,
     documents: Documents,
     response: Response,
-    file: Annotated[UploadFile, File(description="the PDF")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="PDF, DOCX, HTML, Markdown (.md) or UTF-8 text; the type comes from the content. "
+            "pages: a PDF's real count, a DOCX's from docProps/app.xml (else 1), 1 for the others"
+        ),
+    ],
     visibility: Annotated[Visibility, Form()] = "tenant",
 ) -> DocumentOut:
     data = await read_capped(file, documents.max_upload_bytes)

@@ -45,8 +45,8 @@ def storage_key(tenant_id: uuid.UUID, document_id: uuid.UUID) -> str:
     return f"{tenant_id}/{document_id}/original"
 
 
-def _inspect(data: bytes, max_bytes: int, max_pages: int) -> tuple[ValidatedUpload, str]:
-    validated = validate_upload(data, max_bytes=max_bytes, max_pages=max_pages)
+def _inspect(data: bytes, filename: str, max_bytes: int, max_pages: int) -> tuple[ValidatedUpload, str]:
+    validated = validate_upload(data, max_bytes=max_bytes, max_pages=max_pages, filename=filename)
     return validated, hashlib.sha256(data).hexdigest()
 
 
@@ -70,7 +70,7 @@ class DocumentService:
         self.deletion = DeletionSaga(sessions, blobs, on_commit=on_commit)
 
     async def upload(self, identity: Identity, filename: str, data: bytes, visibility: Visibility) -> UploadResult:
-        validated, sha256 = await asyncio.to_thread(_inspect, data, self.max_upload_bytes, self._max_pages)
+        validated, sha256 = await asyncio.to_thread(_inspect, data, filename, self.max_upload_bytes, self._max_pages)
         async with self._sessions() as session:
             existing = await DocumentRepository(session).find_by_sha256(identity.tenant_id, sha256)
         if existing is not None:

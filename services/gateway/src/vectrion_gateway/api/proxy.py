@@ -65,7 +65,8 @@ async def _document_write(request: Request, principal: Principal, context: Gatew
 
 @router.post("/documents", tags=["documents"], status_code=202, openapi_extra=_UPLOAD_BODY)
 async def upload_document(request: Request, principal: CurrentPrincipal, context: Context) -> Response:
-    """Upload a PDF (multipart `file`); answers 202 with `{id, status}`."""
+    """Upload a document (multipart `file`: PDF, DOCX, HTML, Markdown or UTF-8 text; the type comes from
+    the content); answers 202 with `{id, status}`."""
     return await _document_write(request, principal, context)
 
 
