@@ -35,7 +35,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, broker_namespace: str) ->
         tmp_path_factory.mktemp("deletion"),
         f"{broker_namespace}d",
         # Small batches: a document is several embedder/query messages, so a delete lands among them.
-        extra_env={"VECTRION_EMBEDDING_BATCH_SIZE": "8", "VECTRION_STUCK_DELETION_SECONDS": "5"},
+        extra_env={"VECTRION_EMBEDDING_BATCH_SIZE": "8", "VECTRION_DELETE_WAIT_SECONDS": "5"},
     )
     try:
         yield running
@@ -114,6 +114,14 @@ def test_a_deleted_document_is_unsearchable_at_202_and_then_gone_everywhere(pipe
     settled = pipeline.wait_settled(identity, [doomed, kept])
     assert {d["status"] for d in settled.values()} == {"indexed"}
     assert doomed in _search_documents(pipeline, identity, TYPEWRITER_QUERY)
+    asked = httpx.post(
+        f"{_query_url(pipeline)}/v1/query",
+        json={"question": "Who invented the typewriter, Christopher Latham Sholes?"},
+        headers=pipeline.headers(identity),
+        timeout=60,
+    )
+    assert asked.status_code == 200, asked.text
+    assert doomed in {c["document_id"] for c in asked.json()["citations"]}, asked.json()
 
     response = _delete(pipeline, identity, doomed)
     assert response.status_code == 202, response.text
@@ -124,6 +132,16 @@ def test_a_deleted_document_is_unsearchable_at_202_and_then_gone_everywhere(pipe
 
     rows = _wait_deleted(pipeline, [doomed])
     _assert_gone_everywhere(pipeline, rows)
+    # Conversation history keeps no text of it: the answer that cited it is redacted.
+    history = httpx.get(
+        f"{_query_url(pipeline)}/v1/conversations/{asked.json()['conversation_id']}",
+        headers=pipeline.headers(identity),
+        timeout=30,
+    ).json()["messages"]
+    answer = next(m for m in history if m["role"] == "assistant")
+    assert answer["content"].startswith("[This answer was removed")
+    cited = [c for c in answer["citations"] if c["document_id"] == doomed]
+    assert cited and all(c.get("deleted") and "quote" not in c for c in cited), cited
     assert (
         httpx.get(
             f"{pipeline.ingest_url}/v1/documents/{doomed}", headers=pipeline.headers(identity), timeout=10
@@ -178,6 +196,28 @@ def test_delete_during_processing_leaves_nothing_behind_even_from_late_batches(p
     _assert_gone_everywhere(pipeline, rows)
     for document_id in ids:
         assert document_id not in _search_documents(pipeline, identity, TYPEWRITER_QUERY)
+
+
+def test_without_the_query_service_delete_answers_503_pending_until_search_is_clean(pipeline: Pipeline) -> None:
+    identity = new_identity()
+    document_id = pipeline.upload(identity, LATEX).json()["id"]
+    pipeline.wait_settled(identity, [document_id])
+    query = pipeline.services["query"]
+    query.stop()
+    try:
+        pending = _delete(pipeline, identity, document_id)
+        assert pending.status_code == 503, pending.text
+        assert pending.json()["type"].endswith("deletion-pending") and pending.headers["Retry-After"]
+    finally:
+        query.start()
+        query.wait_ready()
+    # The deletion went on meanwhile; repeating the DELETE answers 202 once search is clean.
+    deadline = time.monotonic() + 60
+    while (again := _delete(pipeline, identity, document_id)).status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert again.status_code in (202, 404), again.text
+    assert document_id not in _search_documents(pipeline, identity, "pdflatex sample document")
+    _wait_deleted(pipeline, [document_id])
 
 
 def test_deleting_twice_at_once_is_one_deletion(pipeline: Pipeline) -> None:

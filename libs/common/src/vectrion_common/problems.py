@@ -66,7 +66,9 @@ def problem_response(
 
 async def handle_problem(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if "retry_after" in exc.extra:  # also in the body, machine-readable
+        headers["Retry-After"] = str(exc.extra["retry_after"])
     return problem_response(exc.status, exc.type_, exc.title, exc.detail, headers=headers, **exc.extra)
 
 

@@ -54,3 +54,10 @@ class NotAllowed(IngestError):
 
 class DocumentBeingDeleted(IngestError):
     status, type_, title = 409, "document-being-deleted", "The document is being deleted"
+
+
+class DeletionPending(IngestError):
+    """The deletion is recorded and will complete, but search could not be confirmed clean in time:
+    repeat the DELETE (it is idempotent) until it answers 202."""
+
+    status, type_, title = 503, "deletion-pending", "Deletion recorded, not yet effective"

@@ -25,7 +25,13 @@ from vectrion_common.logs import get_logger
 from vectrion_common.messaging.outbox import add_event
 from vectrion_common.storage import BlobStore
 from vectrion_ingest.deletion import DeletionSaga, request_deletion
-from vectrion_ingest.errors import DocumentBeingDeleted, DocumentNotFound, DuplicateDocument, NotAllowed
+from vectrion_ingest.errors import (
+    DeletionPending,
+    DocumentBeingDeleted,
+    DocumentNotFound,
+    DuplicateDocument,
+    NotAllowed,
+)
 from vectrion_ingest.lifecycle import can_restart, start_new_generation
 from vectrion_ingest.models import outbox
 from vectrion_ingest.repository import DocumentRepository, DocumentRow
@@ -157,8 +163,10 @@ class DocumentService:
     async def delete(self, identity: Identity, document_id: uuid.UUID) -> DocumentRow:
         """Start the deletion saga and wait (bounded) until search no longer returns the document.
 
-        Deleting a document already ``deleting`` changes nothing and answers the same; a
-        ``deleted`` one is not found."""
+        A 202 therefore means: no search returns it any more. If the query service does not confirm
+        in time, the deletion still goes on but the answer is 503 ``deletion-pending``; deleting a
+        document already ``deleting`` starts nothing new, so the client simply repeats the DELETE.
+        A ``deleted`` one is not found."""
         async with unit_of_work(self._sessions) as session:
             repository = DocumentRepository(session)
             document = await self._lock_for_change(repository, identity, document_id, "delete")
@@ -171,6 +179,11 @@ class DocumentService:
         unsearchable = await self.deletion.wait_until_unsearchable(document_id, self._delete_wait_seconds)
         if not unsearchable:
             log.warning("document.deletion_unconfirmed", document_id=str(document_id), waited=self._delete_wait_seconds)
+            raise DeletionPending(
+                f"document {document_id} is being deleted, but the search index has not confirmed its removal "
+                f"within {self._delete_wait_seconds:g}s; repeat the DELETE until it answers 202",
+                retry_after=5,
+            )
         return await self._current(document_id)
 
     async def _lock_for_change(

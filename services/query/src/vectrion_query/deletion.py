@@ -38,12 +38,13 @@ class DocumentRemover:
     on_tenant_changed: Callable[[uuid.UUID], None] = field(default=lambda _tenant: None)
 
     async def handle(self, event: DocumentDeletionRequestedV1) -> None:
-        removed = 0
+        removed = redacted = 0
         async with unit_of_work(self.sessions) as session:
             await lock_document(session, event.document_id)
             first = await claim_message(session, inbox, CONSUMER, event.event_id)
             if first:
                 removed = await repository.delete_document_rows(session, event.document_id)
+                redacted = await repository.redact_answers_citing(session, event.document_id)
                 await add_tombstone(session, deleted_documents, event.tenant_id, event.document_id)
                 await add_event(
                     session,
@@ -62,4 +63,10 @@ class DocumentRemover:
         await self.store.delete_document(event.document_id)
         if first:
             self.wake_relay()
-        log.info("document.removed_from_index", document_id=str(event.document_id), rows=removed, duplicate=not first)
+        log.info(
+            "document.removed_from_index",
+            document_id=str(event.document_id),
+            rows=removed,
+            answers_redacted=redacted,
+            duplicate=not first,
+        )

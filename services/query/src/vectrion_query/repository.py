@@ -85,6 +85,31 @@ async def delete_document_rows(session: AsyncSession, document_id: uuid.UUID) ->
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+REDACTED_ANSWER = "[This answer was removed: a document it cited has been deleted.]"
+
+
+_REDACT_ANSWERS = f"""
+UPDATE {messages.fullname} SET
+  content = CAST(:content AS text),
+  citations = (
+    SELECT coalesce(jsonb_agg(
+      CASE WHEN c->>'document_id' = CAST(:document_id AS text)
+        THEN (c - 'quote') || '{{"deleted": true}}'::jsonb ELSE c END
+      ORDER BY n), '[]'::jsonb)
+    FROM jsonb_array_elements(citations) WITH ORDINALITY AS t(c, n))
+WHERE citations @> jsonb_build_array(jsonb_build_object('document_id', CAST(:document_id AS text)))
+"""
+
+
+async def redact_answers_citing(session: AsyncSession, document_id: uuid.UUID) -> int:
+    """Conversation history must not keep a deleted document's text: answers that cite it lose
+    their text and that document's quotes (the citation stays, marked deleted)."""
+    result = await session.execute(
+        sa.text(_REDACT_ANSWERS), {"content": REDACTED_ANSWER, "document_id": str(document_id)}
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def count_chunks(session: AsyncSession, document_id: uuid.UUID, generation: int) -> int:
     count = await session.scalar(
         sa.select(sa.func.count()).where(chunks.c.document_id == document_id, chunks.c.generation == generation)
