@@ -130,18 +130,7 @@ def test_reprocess_runs_a_new_generation_that_replaces_the_old_one(pipeline: Pip
     assert response.status_code == 404
 
 
-# Known, owned by the extraction half of issue 4: unstructured's fast strategy finds no text on
-# this two-column page with figures (pypdf finds 3755 characters), so it ends `failed`, not `indexed`.
-KNOWN_EXTRACTION_GAPS = {"docling_amt_handbook_sample.pdf"}
-
-
-def _manifest_case(row: dict[str, str]) -> object:
-    if row["file"] in KNOWN_EXTRACTION_GAPS:
-        return pytest.param(row, marks=pytest.mark.xfail(strict=True, reason="chunker extraction finds no text"))
-    return row
-
-
-@pytest.mark.parametrize("row", [_manifest_case(r) for r in MANIFEST], ids=[r["file"] for r in MANIFEST])
+@pytest.mark.parametrize("row", MANIFEST, ids=[r["file"] for r in MANIFEST])
 def test_every_pdf_of_the_manifest_ends_as_its_expect_column_says(pipeline: Pipeline, row: dict[str, str]) -> None:
     identity = new_identity()
     response = pipeline.upload(identity, PDFS / row["file"])

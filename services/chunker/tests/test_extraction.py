@@ -31,3 +31,16 @@ def test_encrypted_pdf_is_refused_instead_of_returning_nothing() -> None:
 def test_a_file_that_is_not_a_pdf_is_refused() -> None:
     with pytest.raises(UnreadableDocument, match="cannot be opened"):
         extract_pdf(b"%PDF-1.4\nthis is not really a PDF")
+
+
+def test_a_page_pdfminer_reads_as_empty_falls_back_to_pypdf_text() -> None:
+    # A page of figures and text boxes: unstructured's fast strategy returns nothing for it.
+    extraction = extract_pdf((SHARED_DATA / "pdfs" / "docling_amt_handbook_sample.pdf").read_bytes())
+    assert extraction.pages_without_text == 0
+    assert sum(len(e.text) for e in extraction.elements) > 3000
+    assert {e.page for e in extraction.elements} == {1}
+
+
+def test_an_image_only_page_stays_without_text() -> None:
+    extraction = extract_pdf((SHARED_DATA / "pdfs" / "docling_ocr_test.pdf").read_bytes())
+    assert extraction.elements == [] and extraction.pages_without_text == 1

@@ -30,6 +30,7 @@ import functools
 import importlib.util
 import io
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -230,10 +231,36 @@ def extract_pdf(data: bytes) -> Extraction:
         elements = partition_pdf(file=io.BytesIO(data), strategy="fast", languages=["eng"])
     except PSException as exc:
         raise UnreadableDocument(f"the PDF is damaged: {type(exc).__name__}: {exc}") from exc
-    return Extraction(
+    extraction = Extraction(
         elements=[
             ExtractedElement(category=str(e.category), text=str(e.text or ""), page=e.metadata.page_number)
             for e in elements
         ],
         pages=pages,
     )
+    missing = [p for p in range(1, pages + 1) if p not in extraction.pages_with_text]
+    if missing:
+        extraction.elements.extend(_pypdf_text(data, missing))
+    return extraction
+
+
+def _pypdf_text(data: bytes, pages: list[int]) -> list[ExtractedElement]:
+    """Paragraphs pypdf finds on pages where unstructured's fast strategy found none.
+
+    pdfminer (under unstructured) gives up on some layouts that pypdf reads (a page of
+    figures with text boxes, e.g. docling_amt_handbook_sample.pdf: nothing vs 3,755
+    characters); an image-only page yields nothing from either and stays without text.
+    """
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    if reader.is_encrypted:
+        reader.decrypt("")
+    found: list[ExtractedElement] = []
+    for page in pages:
+        try:
+            text = reader.pages[page - 1].extract_text() or ""
+        except Exception:  # a damaged page: leave it without text, as before
+            continue
+        for paragraph in re.split(r"\n\s*\n", text):
+            if paragraph.strip():
+                found.append(ExtractedElement(category="NarrativeText", text=paragraph.strip(), page=page))
+    return found
