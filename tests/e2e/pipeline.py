@@ -217,25 +217,31 @@ def stop_pipeline(pipeline: Pipeline, *, shared_broker: bool = True) -> None:
         delete_broker_namespace(pipeline.namespace)
 
 
-async def document_counts(pipeline: Pipeline, document_ids: list[str]) -> dict[str, dict[str, int]]:
+async def fetch(pipeline: Pipeline, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Rows of the pipeline's database, read as the admin (across the services' schemas)."""
     conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + pipeline.db_name)
     try:
-        rows = await conn.fetch(
-            """
-            SELECT d.id::text AS id, d.status, d.generation, d.attempts, d.chunks,
-              (SELECT count(*) FROM chunker.chunks c WHERE c.document_id = d.id AND c.generation = d.generation)
-                AS chunker_rows,
-              (SELECT count(DISTINCT chunk_index) FROM chunker.chunks c WHERE c.document_id = d.id) AS chunker_all,
-              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id AND q.generation = d.generation)
-                AS read_model_rows,
-              (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id) AS read_model_all
-            FROM ingest.documents d WHERE d.id = ANY($1::uuid[])
-            """,
-            document_ids,
-        )
+        return [dict(r) for r in await conn.fetch(sql, *args)]
     finally:
         await conn.close()
-    return {r["id"]: dict(r) for r in rows}
+
+
+async def document_counts(pipeline: Pipeline, document_ids: list[str]) -> dict[str, dict[str, int]]:
+    rows = await fetch(
+        pipeline,
+        """
+        SELECT d.id::text AS id, d.status, d.generation, d.attempts, d.chunks,
+          (SELECT count(*) FROM chunker.chunks c WHERE c.document_id = d.id AND c.generation = d.generation)
+            AS chunker_rows,
+          (SELECT count(DISTINCT chunk_index) FROM chunker.chunks c WHERE c.document_id = d.id) AS chunker_all,
+          (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id AND q.generation = d.generation)
+            AS read_model_rows,
+          (SELECT count(*) FROM query.chunks q WHERE q.document_id = d.id) AS read_model_all
+        FROM ingest.documents d WHERE d.id = ANY($1::uuid[])
+        """,
+        document_ids,
+    )
+    return {r["id"]: r for r in rows}
 
 
 def qdrant_points(pipeline: Pipeline, document_ids: list[str]) -> dict[str, int]:

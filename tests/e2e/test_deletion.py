@@ -12,12 +12,19 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.pipeline import Pipeline, document_counts, new_identity, qdrant_points, start_pipeline, stop_pipeline
-from tests.harness import ADMIN_URL, SHARED_DATA
+from tests.e2e.pipeline import (
+    Pipeline,
+    document_counts,
+    fetch,
+    new_identity,
+    qdrant_points,
+    start_pipeline,
+    stop_pipeline,
+)
+from tests.harness import SHARED_DATA
 from vectrion_common.identity import Identity
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -65,21 +72,18 @@ def _delete(pipeline: Pipeline, identity: Identity, document_id: str) -> httpx.R
 
 
 async def _saga_rows(pipeline: Pipeline, document_ids: list[str]) -> dict[str, dict[str, Any]]:
-    conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + pipeline.db_name)
-    try:
-        rows = await conn.fetch(
-            """
-            SELECT d.id::text AS id, d.status, d.storage_key, d.index_removed_at, d.chunks_removed_at, d.deleted_at,
-              EXISTS (SELECT 1 FROM query.deleted_documents t WHERE t.document_id = d.id) AS query_tombstone,
-              EXISTS (SELECT 1 FROM chunker.deleted_documents t WHERE t.document_id = d.id) AS chunker_tombstone,
-              (SELECT count(*) FROM chunker.chunks c WHERE c.document_id = d.id) AS chunker_rows
-            FROM ingest.documents d WHERE d.id = ANY($1::uuid[])
-            """,
-            document_ids,
-        )
-    finally:
-        await conn.close()
-    return {r["id"]: dict(r) for r in rows}
+    rows = await fetch(
+        pipeline,
+        """
+        SELECT d.id::text AS id, d.status, d.storage_key, d.index_removed_at, d.chunks_removed_at, d.deleted_at,
+          EXISTS (SELECT 1 FROM query.deleted_documents t WHERE t.document_id = d.id) AS query_tombstone,
+          EXISTS (SELECT 1 FROM chunker.deleted_documents t WHERE t.document_id = d.id) AS chunker_tombstone,
+          (SELECT count(*) FROM chunker.chunks c WHERE c.document_id = d.id) AS chunker_rows
+        FROM ingest.documents d WHERE d.id = ANY($1::uuid[])
+        """,
+        document_ids,
+    )
+    return {r["id"]: r for r in rows}
 
 
 def _wait_deleted(pipeline: Pipeline, document_ids: list[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
@@ -306,14 +310,6 @@ def _reconcile(pipeline: Pipeline, *, repair: bool) -> dict[str, Any]:
     return body
 
 
-async def _sql(pipeline: Pipeline, statement: str, *args: Any) -> None:
-    conn = await asyncpg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + pipeline.db_name)
-    try:
-        await conn.execute(statement, *args)
-    finally:
-        await conn.close()
-
-
 def test_the_reconciler_finds_and_repairs_lost_rows_leftovers_and_orphan_files(pipeline: Pipeline) -> None:
     identity = new_identity()
     damaged = pipeline.upload(identity, LATEX).json()["id"]
@@ -323,14 +319,14 @@ def test_the_reconciler_finds_and_repairs_lost_rows_leftovers_and_orphan_files(p
     _wait_quiet(pipeline)
     # Damage: a read-model row lost; a document marked deleted whose data stayed; a stray file.
     asyncio.run(
-        _sql(
+        fetch(
             pipeline,
             "DELETE FROM query.chunks WHERE chunk_id = (SELECT chunk_id FROM query.chunks WHERE document_id = $1"
             " ORDER BY chunk_index LIMIT 1)",
             uuid.UUID(damaged),
         )
     )
-    asyncio.run(_sql(pipeline, "UPDATE ingest.documents SET status = 'deleted' WHERE id = $1", uuid.UUID(leftover)))
+    asyncio.run(fetch(pipeline, "UPDATE ingest.documents SET status = 'deleted' WHERE id = $1", uuid.UUID(leftover)))
     stray = pipeline.var_dir / "blobs" / "stray-tenant" / "stray-document" / "original"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"%PDF-1.4 nobody owns me")

@@ -17,6 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vectrion_common.contracts import (
+    DeletionStage,
+    DocumentDeletionConfirmedV1,
+    DocumentDeletionRequestedV1,
+    DocumentHoldings,
+)
+
 
 def tombstone_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
@@ -48,3 +55,37 @@ async def deleted_among(session: AsyncSession, table: sa.Table, document_ids: Se
         return set()
     rows = await session.execute(sa.select(table.c.document_id).where(table.c.document_id.in_(document_ids)))
     return {r.document_id for r in rows}
+
+
+def deletion_confirmed(
+    request: DocumentDeletionRequestedV1, stage: DeletionStage, removed: int
+) -> DocumentDeletionConfirmedV1:
+    """A stage's confirmation; its id derives from the request's, so a redelivered request that
+    somehow got past the inbox still confirms once."""
+    return DocumentDeletionConfirmedV1(
+        event_id=uuid.uuid5(request.event_id, stage),
+        trace=request.trace,
+        tenant_id=request.tenant_id,
+        document_id=request.document_id,
+        generation=request.generation,
+        stage=stage,
+        removed=removed,
+    )
+
+
+async def holdings(session: AsyncSession, rows: sa.Table, tombstones: sa.Table) -> dict[uuid.UUID, DocumentHoldings]:
+    """What a stage holds, for the reconciler: ``rows`` (with document_id, tenant_id, generation)
+    counted per document and generation, plus every tombstoned document."""
+    found: dict[uuid.UUID, DocumentHoldings] = {}
+    counted = await session.execute(
+        sa.select(rows.c.document_id, rows.c.tenant_id, rows.c.generation, sa.func.count()).group_by(
+            rows.c.document_id, rows.c.tenant_id, rows.c.generation
+        )
+    )
+    for document_id, tenant_id, generation, count in counted:
+        entry = found.setdefault(document_id, DocumentHoldings(document_id=document_id, tenant_id=tenant_id))
+        entry.rows[generation] = count
+    for document_id, tenant_id in await session.execute(sa.select(tombstones.c.document_id, tombstones.c.tenant_id)):
+        entry = found.setdefault(document_id, DocumentHoldings(document_id=document_id, tenant_id=tenant_id))
+        entry.tombstoned = True
+    return found

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vectrion_chunker import repository
+from vectrion_chunker.models import chunks, deleted_documents
 from vectrion_common.contracts import StageInventory
 from vectrion_common.identity import CurrentIdentity
 from vectrion_common.problems import Forbidden
+from vectrion_common.tombstones import holdings
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -20,5 +21,5 @@ async def inventory(request: Request, identity: CurrentIdentity) -> StageInvento
         raise Forbidden("the inventory needs the platform_admin role")
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with sessions() as session:
-        holdings = await repository.inventory(session)
-    return StageInventory(stage="chunker", documents=holdings)
+        held = await holdings(session, chunks, deleted_documents)
+    return StageInventory(stage="chunker", documents=list(held.values()))

@@ -4,7 +4,6 @@ document.deletion_confirmed.v1 (stage ``chunker``) tells ingest."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vectrion_chunker import repository
 from vectrion_chunker.handlers import CONSUMER
 from vectrion_chunker.models import deleted_documents, inbox, outbox
-from vectrion_common.contracts import DocumentDeletionConfirmedV1, DocumentDeletionRequestedV1
+from vectrion_common.contracts import DocumentDeletionRequestedV1
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
 from vectrion_common.messaging.outbox import OutboxRelay, add_event
-from vectrion_common.tombstones import add_tombstone, lock_document
+from vectrion_common.tombstones import add_tombstone, deletion_confirmed, lock_document
 
 log = get_logger(__name__)
 
@@ -34,19 +33,7 @@ class ChunkRemover:
                 return
             removed = await repository.delete_document_chunks(session, event.document_id)
             await add_tombstone(session, deleted_documents, event.tenant_id, event.document_id)
-            await add_event(
-                session,
-                outbox,
-                DocumentDeletionConfirmedV1(
-                    event_id=uuid.uuid5(event.event_id, "chunker"),
-                    trace=event.trace,
-                    tenant_id=event.tenant_id,
-                    document_id=event.document_id,
-                    generation=event.generation,
-                    stage="chunker",
-                    removed=removed,
-                ),
-            )
+            await add_event(session, outbox, deletion_confirmed(event, "chunker", removed))
         if self.relay is not None:
             self.relay.wake()
         log.info("document.chunks_removed", document_id=str(event.document_id), chunks=removed)

@@ -11,8 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vectrion_chunker.chunking import Chunk
-from vectrion_chunker.models import chunks, deleted_documents, inbox
-from vectrion_common.contracts import DocumentHoldings
+from vectrion_chunker.models import chunks, inbox
 from vectrion_common.ids import chunk_id
 
 
@@ -71,21 +70,3 @@ async def insert_chunks(
     ]
     await session.execute(insert(chunks).on_conflict_do_nothing(), rows)
 
-
-async def inventory(session: AsyncSession) -> list[DocumentHoldings]:
-    """Chunk rows per (document, generation), plus every tombstoned document."""
-    holdings: dict[uuid.UUID, DocumentHoldings] = {}
-    counted = await session.execute(
-        sa.select(chunks.c.document_id, chunks.c.tenant_id, chunks.c.generation, sa.func.count()).group_by(
-            chunks.c.document_id, chunks.c.tenant_id, chunks.c.generation
-        )
-    )
-    for document_id, tenant_id, generation, count in counted:
-        entry = holdings.setdefault(document_id, DocumentHoldings(document_id=document_id, tenant_id=tenant_id))
-        entry.rows[generation] = count
-    for document_id, tenant_id in await session.execute(
-        sa.select(deleted_documents.c.document_id, deleted_documents.c.tenant_id)
-    ):
-        entry = holdings.setdefault(document_id, DocumentHoldings(document_id=document_id, tenant_id=tenant_id))
-        entry.tombstoned = True
-    return list(holdings.values())

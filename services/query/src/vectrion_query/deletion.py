@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vectrion_common.contracts import DocumentDeletionConfirmedV1, DocumentDeletionRequestedV1
+from vectrion_common.contracts import DocumentDeletionRequestedV1
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
 from vectrion_common.messaging.outbox import add_event
-from vectrion_common.tombstones import add_tombstone, lock_document
+from vectrion_common.tombstones import add_tombstone, deletion_confirmed, lock_document
 from vectrion_query import repository
 from vectrion_query.indexing import CONSUMER
 from vectrion_query.models import deleted_documents, inbox, outbox
@@ -46,19 +46,7 @@ class DocumentRemover:
                 removed = await repository.delete_document_rows(session, event.document_id)
                 redacted = await repository.redact_answers_citing(session, event.document_id)
                 await add_tombstone(session, deleted_documents, event.tenant_id, event.document_id)
-                await add_event(
-                    session,
-                    outbox,
-                    DocumentDeletionConfirmedV1(
-                        event_id=uuid.uuid5(event.event_id, "query"),
-                        trace=event.trace,
-                        tenant_id=event.tenant_id,
-                        document_id=event.document_id,
-                        generation=event.generation,
-                        stage="query",
-                        removed=removed,
-                    ),
-                )
+                await add_event(session, outbox, deletion_confirmed(event, "query", removed))
         self.on_tenant_changed(event.tenant_id)
         await self.store.delete_document(event.document_id)
         if first:

@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vectrion_common import tombstones
 from vectrion_common.contracts import DocumentHoldings, StageInventory
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
@@ -27,24 +28,6 @@ from vectrion_query.models import chunks, deleted_documents, document_progress
 from vectrion_query.vector_store import VectorStore
 
 log = get_logger(__name__)
-
-
-async def _read_model(session: AsyncSession) -> dict[uuid.UUID, DocumentHoldings]:
-    holdings: dict[uuid.UUID, DocumentHoldings] = {}
-    counted = await session.execute(
-        sa.select(chunks.c.document_id, chunks.c.tenant_id, chunks.c.generation, sa.func.count()).group_by(
-            chunks.c.document_id, chunks.c.tenant_id, chunks.c.generation
-        )
-    )
-    for document_id, tenant_id, generation, count in counted:
-        entry = holdings.setdefault(document_id, DocumentHoldings(document_id=document_id, tenant_id=tenant_id))
-        entry.rows[generation] = count
-    for document_id, tenant_id in await session.execute(
-        sa.select(deleted_documents.c.document_id, deleted_documents.c.tenant_id)
-    ):
-        entry = holdings.setdefault(document_id, DocumentHoldings(document_id=document_id, tenant_id=tenant_id))
-        entry.tombstoned = True
-    return holdings
 
 
 async def _newest_indexed(session: AsyncSession) -> dict[uuid.UUID, int]:
@@ -61,7 +44,7 @@ async def reconcile_index(
 ) -> StageInventory:
     points = await store.stored_points()
     async with sessions() as session:
-        holdings = await _read_model(session)
+        holdings = await tombstones.holdings(session, chunks, deleted_documents)
         newest = await _newest_indexed(session)
         row_ids = set((await session.scalars(sa.select(chunks.c.chunk_id))).all())
 
