@@ -13,6 +13,15 @@ VENV=.venv
 STAMP=$VENV/.vectrion-installed
 inputs_hash=$(cat scripts/install.sh requirements/*.txt libs/common/pyproject.toml services/*/pyproject.toml | sha256sum | cut -d' ' -f1)
 
+# OCR (optional, VECTRION_OCR=auto): the chunker runs Debian's tesseract. Installed when this
+# machine can (root + apt-get); without it OCR stays off and the chunker says so at start-up.
+if ! command -v tesseract >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  if ! apt-get install -y --no-install-recommends tesseract-ocr >/dev/null 2>&1; then
+    apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends tesseract-ocr >/dev/null 2>&1 \
+      || echo "install: tesseract-ocr could not be installed; OCR stays unavailable" >&2
+  fi
+fi
+
 if [[ -f $STAMP && $(cat "$STAMP") == "$inputs_hash" ]]; then
   echo "install: .venv is up to date"
   exit 0

@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 from tests.documents import PAGE_BREAK, docx, with_declared_size
 from tests.harness import SHARED_DATA
 from vectrion_chunker.chunking import ChunkingRules
-from vectrion_chunker.extraction import DOCX, HTML, MARKDOWN, PDF, TEXT, report_ocr_setting
+from vectrion_chunker.extraction import DOCX, HTML, MARKDOWN, PDF, TEXT, ocr_unavailable_reason, report_ocr_setting
 from vectrion_chunker.extraction import UnreadableDocument as Unreadable
 from vectrion_chunker.pipeline import chunk_document
 from vectrion_chunker.settings import ChunkerSettings
@@ -76,19 +76,42 @@ def test_html_without_text_fails_as_having_no_text() -> None:
         chunk_document(b"<html><body><img src='x.png'></body></html>", HTML, RULES)
 
 
-def test_an_image_only_pdf_fails_and_says_ocr_is_not_available() -> None:
-    with pytest.raises(Unreadable, match=r"no extractable text in 4 page\(s\).*OCR is not available"):
+def test_an_image_only_pdf_fails_with_ocr_off_and_says_why() -> None:
+    with pytest.raises(Unreadable, match=r"no extractable text in 4 page\(s\).*OCR is off"):
         chunk_document((PDFS / "docling_nemotron_multipage.pdf").read_bytes(), PDF, RULES)
 
 
-def test_ocr_is_off_by_default_and_asking_for_it_logs_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ocr_is_off_by_default_and_asking_for_it_without_tesseract_logs_why(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ChunkerSettings().ocr == "off"
     with capture_logs() as logs:
-        assert report_ocr_setting("off") is None
+        assert report_ocr_setting("off") is False
     assert logs == []
 
     monkeypatch.setenv("PATH", "")  # no tesseract binary to find, whatever this machine has
     with capture_logs() as logs:
-        reason = report_ocr_setting("auto")
-    assert reason == "the tesseract binary is not installed"
-    assert [(e["event"], e["log_level"], e["reason"]) for e in logs] == [("chunker.ocr_unavailable", "warning", reason)]
+        assert report_ocr_setting("auto") is False
+    assert [(e["event"], e["log_level"], e["reason"]) for e in logs] == [
+        ("chunker.ocr_unavailable", "warning", "the tesseract binary is not installed")
+    ]
+
+
+needs_tesseract = pytest.mark.skipif(
+    ocr_unavailable_reason() is not None, reason="tesseract is not installed (scripts/install.sh installs it)"
+)
+
+
+@needs_tesseract
+def test_with_ocr_on_a_scanned_pdf_becomes_chunks_with_its_page_numbers() -> None:
+    document = chunk_document((PDFS / "docling_nemotron_multipage.pdf").read_bytes(), PDF, RULES, ocr_max_pages=50)
+    assert document.pages == 4 and document.pages_without_text == 0
+    text = " ".join(c.text for c in document.chunks)
+    assert "Docling" in text and "PDF document conversion" in text
+    assert {c.page_start for c in document.chunks} <= {1, 2, 3, 4}
+
+
+@needs_tesseract
+def test_ocr_is_bounded_per_document_and_blank_scans_stay_without_text() -> None:
+    bounded = chunk_document((PDFS / "docling_nemotron_multipage.pdf").read_bytes(), PDF, RULES, ocr_max_pages=1)
+    assert bounded.pages_without_text == 3
+    with pytest.raises(Unreadable, match="no extractable text"):
+        chunk_document((PDFS / "pypdfsamples_imagemagick-CCITTFaxDecode.pdf").read_bytes(), PDF, RULES, ocr_max_pages=5)

@@ -27,11 +27,11 @@ Everything here is synchronous and CPU-bound: callers run it in a worker thread.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
 import os
 import re
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,34 +135,79 @@ def count_pages(data: bytes) -> int:
         raise UnreadableDocument(f"the file cannot be opened as a PDF: {type(exc).__name__}: {exc}") from exc
 
 
-def ocr_unavailable_reason() -> str:
-    """Why image-only pages are not OCRed here: the machine lacks tesseract, or extraction does not OCR yet.
+OCR_DPI = 300
+OCR_TIMEOUT_SECONDS = 120
 
-    unstructured OCRs through the ``tesseract`` binary and its ``unstructured.pytesseract``
-    wrapper (strategy "ocr_only"); neither is installed by scripts/install.sh, so no
-    OCR path is wired in: such pages are counted in ``pages_without_text``.
+
+def ocr_unavailable_reason() -> str | None:
+    """Why pages without a text layer cannot be OCRed here, or None when they can.
+
+    OCR runs the ``tesseract`` binary (Debian's tesseract-ocr, installed by scripts/install.sh
+    where the machine allows it) on pages rendered with pdfium, one page at a time.
     """
     if shutil.which("tesseract") is None:
         return "the tesseract binary is not installed"
-    if importlib.util.find_spec("unstructured_pytesseract") is None:
-        return "the unstructured.pytesseract package is not installed"
-    return "OCR is not wired into extraction yet"
+    return None
 
 
-def report_ocr_setting(mode: str) -> str | None:
-    """Log once, at start-up, that the ``ocr`` setting asks for what this build cannot do; the reason."""
+def report_ocr_setting(mode: str) -> bool:
+    """Log once, at start-up, what the ``ocr`` setting will do; True when OCR is on."""
     if mode == "off":
-        return None
+        return False
     reason = ocr_unavailable_reason()
-    log.warning("chunker.ocr_unavailable", ocr=mode, reason=reason, effect="image-only pages stay without text")
-    return reason
+    if reason is not None:
+        log.warning("chunker.ocr_unavailable", ocr=mode, reason=reason, effect="image-only pages stay without text")
+        return False
+    log.info("chunker.ocr_enabled", ocr=mode, engine="tesseract")
+    return True
 
 
-def extract_document(data: bytes, content_type: str) -> Extraction:
-    """Dispatch on the media type ingest detected; an unknown one can never be chunked."""
+def ocr_pages(data: bytes, pages: list[int]) -> list[ExtractedElement]:
+    """Paragraphs tesseract reads on ``pages`` (1-based), rendered at 300 dpi."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(data)
+    found: list[ExtractedElement] = []
+    try:
+        for page in pages:
+            image = document[page - 1].render(scale=OCR_DPI / 72).to_pil()
+            png = io.BytesIO()
+            image.save(png, format="PNG")
+            try:
+                result = subprocess.run(
+                    ["tesseract", "stdin", "stdout", "-l", "eng"],
+                    input=png.getvalue(),
+                    capture_output=True,
+                    timeout=OCR_TIMEOUT_SECONDS,
+                    env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                log.warning("chunker.ocr_timeout", page=page)
+                continue
+            if result.returncode != 0:
+                log.warning("chunker.ocr_failed", page=page, stderr=result.stderr.decode(errors="replace")[:200])
+                continue
+            found.extend(_paragraphs(result.stdout.decode(errors="replace"), page))
+    finally:
+        document.close()
+    return found
+
+
+def _paragraphs(text: str, page: int) -> list[ExtractedElement]:
+    return [
+        ExtractedElement(category="NarrativeText", text=paragraph.strip(), page=page)
+        for paragraph in re.split(r"\n\s*\n", text)
+        if paragraph.strip()
+    ]
+
+
+def extract_document(data: bytes, content_type: str, *, ocr_max_pages: int = 0) -> Extraction:
+    """Dispatch on the media type ingest detected; an unknown one can never be chunked.
+    ``ocr_max_pages`` > 0: OCR up to that many PDF pages that have no text layer."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == PDF:
-        return extract_pdf(data)
+        return extract_pdf(data, ocr_max_pages=ocr_max_pages)
     partition = _PARTITIONERS.get(media_type)
     if partition is None:
         raise UnreadableDocument(f"unsupported content type {content_type!r}")
@@ -219,7 +264,7 @@ _PARTITIONERS: dict[str, Callable[[bytes], list[Any]]] = {
 }
 
 
-def extract_pdf(data: bytes) -> Extraction:
+def extract_pdf(data: bytes, *, ocr_max_pages: int = 0) -> Extraction:
     """The document's text elements in reading order, each with its 1-based page number."""
     from pdfminer.psexceptions import PSException  # base of pdfminer's parse errors
 
@@ -241,6 +286,9 @@ def extract_pdf(data: bytes) -> Extraction:
     missing = [p for p in range(1, pages + 1) if p not in extraction.pages_with_text]
     if missing:
         extraction.elements.extend(_pypdf_text(data, missing))
+        missing = [p for p in missing if p not in extraction.pages_with_text]
+    if missing and ocr_max_pages > 0:
+        extraction.elements.extend(ocr_pages(data, missing[:ocr_max_pages]))
     return extraction
 
 
@@ -260,7 +308,5 @@ def _pypdf_text(data: bytes, pages: list[int]) -> list[ExtractedElement]:
             text = reader.pages[page - 1].extract_text() or ""
         except Exception:  # a damaged page: leave it without text, as before
             continue
-        for paragraph in re.split(r"\n\s*\n", text):
-            if paragraph.strip():
-                found.append(ExtractedElement(category="NarrativeText", text=paragraph.strip(), page=page))
+        found.extend(_paragraphs(text, page))
     return found

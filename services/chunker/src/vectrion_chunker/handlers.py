@@ -52,6 +52,7 @@ class UploadHandler:
     rules: ChunkingRules
     embedding_batch_size: int
     scanner: ChunkScanner | None = None
+    ocr_max_pages: int = 0  # 0: no OCR
 
     async def __call__(self, upload: DocumentUploadedV1) -> None:
         bind_context(document_id=str(upload.document_id), generation=upload.generation, event_id=str(upload.event_id))
@@ -75,7 +76,9 @@ class UploadHandler:
         reason = ""
         try:
             data = await self.blobs.get(upload.storage_key)
-            document = await asyncio.to_thread(chunk_document, data, upload.content_type, self.rules)
+            document = await asyncio.to_thread(
+                chunk_document, data, upload.content_type, self.rules, ocr_max_pages=self.ocr_max_pages
+            )
         except BlobNotFound:
             reason = f"the uploaded file is missing from storage (key {upload.storage_key})"
         except UnreadableDocument as exc:

@@ -26,7 +26,7 @@ from vectrion_common.web import create_service_app
 def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
     settings = settings or load_settings(ChunkerSettings)
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    report_ocr_setting(settings.ocr)
+    ocr_max_pages = settings.ocr_max_pages if report_ocr_setting(settings.ocr) else 0
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +42,7 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
                 min_chars=settings.chunk_min_chars,
             ),
             embedding_batch_size=settings.embedding_batch_size,
+            ocr_max_pages=ocr_max_pages,
             scanner=make_chunk_scanner(settings, runtime.broker, runtime.topology),
         )
         runtime.subscribe(DocumentUploadedV1, handler)

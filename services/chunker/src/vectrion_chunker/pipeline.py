@@ -18,10 +18,10 @@ class ChunkedDocument:
     extract_seconds: float
 
 
-def chunk_document(data: bytes, content_type: str, rules: ChunkingRules) -> ChunkedDocument:
+def chunk_document(data: bytes, content_type: str, rules: ChunkingRules, *, ocr_max_pages: int = 0) -> ChunkedDocument:
     """Raises :class:`UnreadableDocument` when the file can never yield chunks."""
     started = time.perf_counter()
-    extraction = extract_document(data, content_type)
+    extraction = extract_document(data, content_type, ocr_max_pages=ocr_max_pages)
     extract_seconds = time.perf_counter() - started
     chunks = chunk_blocks(clean_elements(extraction.elements), rules)
     if not chunks:
@@ -36,5 +36,5 @@ def chunk_document(data: bytes, content_type: str, rules: ChunkingRules) -> Chun
 
 def _no_text_reason(extraction: Extraction, content_type: str) -> str:
     if content_type == PDF:
-        return f"no extractable text in {extraction.pages} page(s) (scanned PDF? OCR is not available)"
+        return f"no extractable text in {extraction.pages} page(s) (a scan? OCR is off or found no text)"
     return f"no extractable text in the {content_type} file"

@@ -69,4 +69,3 @@ async def insert_chunks(
         for i, c in enumerate(items)
     ]
     await session.execute(insert(chunks).on_conflict_do_nothing(), rows)
-
