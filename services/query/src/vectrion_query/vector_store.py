@@ -3,6 +3,11 @@
 Local mode (``path=``) is the embedded default: it takes a process-wide lock, so
 exactly one query process may open it; set ``QDRANT_URL`` for a server. Point
 ids are the deterministic chunk ids, so re-upserting a batch is harmless.
+
+In local mode, searches and the document-wide deletes run on a per-tenant numpy
+mirror (:mod:`vectrion_query.scoped_vectors`) because local mode checks filters
+in Python point by point; the collection stays the store of record. A server
+searches with its own filter on indexed payload fields.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 
 from vectrion_query.access import TENANT_VISIBILITY, AccessScope
+from vectrion_query.scoped_vectors import ScopedVectors
 from vectrion_query.settings import QuerySettings
 
 
@@ -104,12 +110,33 @@ _PAYLOAD_INDEXES: dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams] = {
 SCROLL_PAGE = 1024
 
 
+def _point_of(record: qm.Record) -> IndexPoint:
+    payload = record.payload or {}
+    vector = record.vector
+    if not isinstance(vector, list):
+        raise RuntimeError(f"qdrant point {record.id} has no plain vector")
+    return IndexPoint(
+        chunk_id=uuid.UUID(str(record.id)),
+        vector=[float(x) for x in vector],  # type: ignore[arg-type]
+        tenant_id=uuid.UUID(payload["tenant_id"]),
+        document_id=uuid.UUID(payload["document_id"]),
+        generation=int(payload["generation"]),
+        chunk_index=int(payload["chunk_index"]),
+        owner_id=uuid.UUID(payload["owner_id"]),
+        visibility=str(payload["visibility"]),
+        page_start=payload.get("page_start"),
+        page_end=payload.get("page_end"),
+    )
+
+
 class QdrantVectorStore:
     def __init__(self, client: AsyncQdrantClient, collection: str, dimension: int, *, server: bool) -> None:
         self._client = client
         self._collection = collection
         self._dimension = dimension
         self._server = server
+        # Local mode only: the scoped mirror every search and document-wide delete uses.
+        self._mirror: ScopedVectors | None = None if server else ScopedVectors(dimension)
 
     async def start(self) -> None:
         if not await self._client.collection_exists(self._collection):
@@ -128,6 +155,18 @@ class QdrantVectorStore:
         if self._server:
             for field, schema in _PAYLOAD_INDEXES.items():
                 await self._client.create_payload_index(self._collection, field, field_schema=schema, wait=True)
+        if self._mirror is not None:
+            await self._load_mirror(self._mirror)
+
+    async def _load_mirror(self, mirror: ScopedVectors) -> None:
+        offset: qm.ExtendedPointId | None = None
+        while True:
+            records, offset = await self._client.scroll(
+                self._collection, limit=SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=True
+            )
+            mirror.put(_point_of(r) for r in records)
+            if offset is None:
+                return
 
     async def close(self) -> None:
         await self._client.close()
@@ -159,8 +198,12 @@ class QdrantVectorStore:
             ],
             wait=True,
         )
+        if self._mirror is not None:
+            self._mirror.put(points)
 
     async def search(self, vector: Sequence[float], scope: AccessScope, limit: int) -> list[SearchHit]:
+        if self._mirror is not None:
+            return [SearchHit(chunk_id=c, score=s) for c, s in self._mirror.search(vector, scope, limit)]
         response = await self._client.query_points(
             self._collection,
             query=list(vector),
@@ -188,31 +231,27 @@ class QdrantVectorStore:
             await self._client.delete(
                 self._collection, points_selector=qm.PointIdsList(points=[str(c) for c in chunk_ids]), wait=True
             )
+            if self._mirror is not None:
+                self._mirror.remove(chunk_ids)
+
+    async def _delete_document_points(self, document_id: uuid.UUID, below_generation: int | None) -> None:
+        if self._mirror is not None:  # local mode: ids from the mirror, no per-point filter scan
+            await self.delete_points(self._mirror.document_points(document_id, below_generation))
+            return
+        must: list[qm.Condition] = [qm.FieldCondition(key="document_id", match=qm.MatchValue(value=str(document_id)))]
+        if below_generation is not None:
+            must.append(qm.FieldCondition(key="generation", range=qm.Range(lt=below_generation)))
+        await self._client.delete(
+            self._collection, points_selector=qm.FilterSelector(filter=qm.Filter(must=must)), wait=True
+        )
 
     async def delete_generations_before(self, document_id: uuid.UUID, generation: int) -> None:
-        await self._client.delete(
-            self._collection,
-            points_selector=qm.FilterSelector(
-                filter=qm.Filter(
-                    must=[
-                        qm.FieldCondition(key="document_id", match=qm.MatchValue(value=str(document_id))),
-                        qm.FieldCondition(key="generation", range=qm.Range(lt=generation)),
-                    ]
-                )
-            ),
-            wait=True,
-        )
+        await self._delete_document_points(document_id, generation)
 
     async def delete_document(self, document_id: uuid.UUID) -> None:
-        await self._client.delete(
-            self._collection,
-            points_selector=qm.FilterSelector(
-                filter=qm.Filter(
-                    must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=str(document_id)))]
-                )
-            ),
-            wait=True,
-        )
+        await self._delete_document_points(document_id, None)
+        if self._mirror is not None:
+            self._mirror.forget_document(document_id)
 
     async def stored_points(self) -> list[StoredPoint]:
         found: list[StoredPoint] = []
