@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from vectrion_common.contracts import (
 from vectrion_common.ids import derived_event_id
 from vectrion_common.messaging.broker import declare_consumer_topology, publish_event
 from vectrion_common.messaging.topology import Topology
+from vectrion_embedder.batching import BatchingEmbedder
 from vectrion_embedder.handlers import RPC_NAME
 from vectrion_embedder.main import create_app
 from vectrion_embedder.model import Embedder, make_embedder
@@ -143,3 +144,37 @@ async def test_ready_once_the_model_and_broker_answer(running: Any) -> None:
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"broker": "ok", "model": "ok"}
     assert 'vectrion_embedder_texts_total{kind="rpc"}' in metrics.text
+
+
+async def test_concurrent_rpc_texts_share_one_model_call_and_get_their_own_vectors(embedder: Embedder) -> None:
+    texts = [f"question number {i} about {topic}" for i, topic in enumerate(["tax", "sleep", "rust", "bees"] * 4)]
+    alone = await embedder.embed(texts)
+    batcher = BatchingEmbedder(embedder)
+    together = await asyncio.gather(*(batcher.embed([t]) for t in texts))
+    assert batcher.calls <= 2  # 16 requests, not 16 model calls
+    for own, reference in zip(together, alone, strict=True):
+        assert len(own) == 1 and _cosine(own[0], reference) > 0.999
+
+
+class _Failing:
+    model_id, dimension = "failing", 384
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        await asyncio.sleep(0)
+        raise RuntimeError("model crashed")
+
+
+async def test_a_failed_model_call_fails_every_request_in_it_and_the_next_call_runs() -> None:
+    batcher = BatchingEmbedder(_Failing())
+    outcomes = await asyncio.gather(*(batcher.embed(["a"]) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    with pytest.raises(RuntimeError, match="model crashed"):
+        await batcher.embed(["b"])
+
+
+async def test_a_batch_never_exceeds_max_texts_unless_one_request_alone_does(embedder: Embedder) -> None:
+    batcher = BatchingEmbedder(embedder, max_texts=4)
+    sizes = [5, 2, 2, 3]
+    replies = await asyncio.gather(*(batcher.embed(["text"] * n) for n in sizes))
+    assert [len(r) for r in replies] == sizes
+    assert batcher.calls == 3  # [5] alone, then [2, 2], then [3]

@@ -14,6 +14,7 @@ from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
+from vectrion_embedder.batching import BatchingEmbedder
 from vectrion_embedder.handlers import CONSUMER, RPC_NAME, handle_embed_rpc, handle_embedding_requested
 from vectrion_embedder.model import Embedder, make_embedder
 from vectrion_embedder.settings import EmbedderSettings
@@ -42,9 +43,12 @@ def create_app(settings: EmbedderSettings | None = None, embedder: Embedder | No
 
         # Own channel and prefetch: queries are never queued behind ingestion batches. Request/reply
         # is not retried here: the caller has a deadline and decides.
+        # Concurrent RPCs (up to rpc_prefetch) share model calls instead of each starting its own.
+        rpc_model = BatchingEmbedder(model)
+
         @broker.subscriber(topology.rpc_queue(RPC_NAME), channel=Channel(prefetch_count=settings.rpc_prefetch))
         async def on_embed(request: EmbedRequest) -> EmbedResponse:
-            return await handle_embed_rpc(request, model)
+            return await handle_embed_rpc(request, rpc_model)
 
         async def model_ready() -> None:
             await model.embed(["ready"])
