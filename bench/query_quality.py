@@ -1,7 +1,10 @@
 """Retrieval quality (BEIR SciFact), query latency and RSS of the query service's own code.
 
-Run: ``python -m bench.query_quality [--queries 300] [--latency-requests 200]``
-(prints JSON, saves bench/results/query-<timestamp>.json). Needs PostgreSQL and
+Run: ``python -m bench.query_quality [--queries 300] [--latency-requests 200] [--peer-python PY]``
+(prints JSON, saves bench/results/query-<timestamp>.json). With ``--peer-python`` the
+LangChain peer (``shared/peers/langchain_rag.py scifact``, full corpus, the same 300
+test queries) runs as a subprocess under that interpreter (its own venv, see
+shared/peers/README.md) after our part, and its nDCG@10 goes into the same table. Needs PostgreSQL and
 RabbitMQ as the test suite does; uses the test DB (``VECTRION_TEST_DB``) and a
 fresh tenant, removed afterwards. Set VECTRION_SHARED_DATA if shared/ is not
 beside the clone. Runtime measured on the shared 2-core machine: about 20 minutes
@@ -31,6 +34,7 @@ import math
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +52,7 @@ from tests.harness import RABBITMQ_URL, REPO_ROOT, SHARED_DATA, TEST_DB, delete_
 RESULTS = REPO_ROOT / "bench" / "results"
 CACHE = REPO_ROOT / "var" / "bench-cache"
 SCIFACT = SHARED_DATA / "scifact"
+PEER_SCRIPT = SHARED_DATA.parent / "peers" / "langchain_rag.py"
 REFERENCES = {"bm25 (BEIR, Elasticsearch)": 0.679, "all-MiniLM-L6-v2 (BEIR)": 0.645, "bge-small-en-v1.5": 0.713}
 
 
@@ -81,6 +86,52 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": pct(ms, 0.5), "p95_ms": pct(ms, 0.95), "p99_ms": pct(ms, 0.99), "n": len(ms)}
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run_peer(python: str, queries: int, documents: int) -> dict[str, Any]:
+    """The LangChain tutorial pipeline on the same SciFact queries and corpus, in its own venv."""
+    with tempfile.TemporaryDirectory(prefix="vectrion-peer-") as out:
+        started = time.perf_counter()
+        before = load_average()
+        done = subprocess.run(
+            [python, str(PEER_SCRIPT), "scifact", "--queries", str(queries), "--docs", str(documents)],
+            env={**os.environ, "PEER_RESULTS_DIR": out, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            return {"status": "failed", "returncode": done.returncode, "stderr_tail": done.stderr[-2000:]}
+        peer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    peer["wall_seconds"] = round(time.perf_counter() - started, 1)
+    peer["load_average_before_after"] = [before, load_average()]
+    return peer
+
+
+def quality_table(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per system: nDCG@10 and Recall@100 on the same queries and corpus."""
+    rows = [
+        {"system": f"vectrion {mode}", "ndcg@10": m["ndcg@10"], "recall@100": m["recall@100"]}
+        for mode, m in ours.items()
+    ]
+    if peer and peer.get("status") == "ok":
+        rows += [
+            {
+                "system": "langchain peer (MiniLM, 1000/200 chunks, Qdrant local, top-30 chunks -> 10 docs)",
+                "ndcg@10": peer["ndcg10_langchain_dense"],
+                "recall@100": None,  # the peer returns at most 10 documents per query
+            },
+            {
+                "system": "peer's plain BM25 (k1 0.9, b 0.4, no stemming)",
+                "ndcg@10": peer["ndcg10_bm25"],
+                "recall@100": None,
+            },
+        ]
+    return rows
 
 
 def rss_mb() -> float:
@@ -256,10 +307,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "queries": len(chosen),
             "ours": quality,
             "published_ndcg@10": REFERENCES,
-            "peer_langchain_rag": "not run in this session (needs its own venv); issue note: 0.599 vs 0.641 BM25",
         }
         print(json.dumps(quality_result), file=sys.stderr)  # kept even if the latency part fails
         await store.close()
+        if args.skip_latency:
+            return result
 
         # --- latency through the real app -----------------------------------------------------------
         topology = Topology(namespace)
@@ -345,14 +397,25 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--latency-requests", type=int, default=200)
     parser.add_argument("--skip-quality", action="store_true", help="index + latency + RSS only (saves ~3 min)")
+    parser.add_argument("--skip-latency", action="store_true", help="index + quality (+ peer) only")
+    parser.add_argument("--peer-python", help="python of the peer's own venv: also run the LangChain peer")
     args = parser.parse_args()
     args.db = migrate_services("query", db=TEST_DB)  # outside the event loop: it runs its own
     args.namespace = f"bench{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
+    load_before = load_average()
     try:
         result = asyncio.run(run(args))
     finally:
         delete_broker_namespace(args.namespace)
+    result["load_average_1_5_15"] = {"start": load_before, "end_of_ours": load_average()}
+    if args.peer_python and result.get("quality", {}).get("ours"):
+        peer = run_peer(args.peer_python, args.queries, result["corpus"]["documents"])
+        result["quality"]["peer_langchain_rag"] = peer
+        result["quality"]["table"] = quality_table(result["quality"]["ours"], peer)
+        result["load_average_1_5_15"]["end_of_peer"] = load_average()
+    elif result.get("quality", {}).get("ours"):
+        result["quality"]["table"] = quality_table(result["quality"]["ours"], None)
     result["runtime_seconds"] = round(time.perf_counter() - started, 1)
     result["when"] = datetime.now(UTC).isoformat()
     RESULTS.mkdir(parents=True, exist_ok=True)
