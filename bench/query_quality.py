@@ -20,8 +20,9 @@ upsert + read-model insert + progress + outbox, exactly as the consumer does; th
 broker delivery and the chunker are skipped). Quality: ``Retriever.retrieve`` with
 top_k 100 per mode (query embedding in process, not over RPC). Latency: the real
 query app (``create_app``) over in-process HTTP (ASGI), with the embedder RPC served
-on the real broker by the same model and the guardrails RPC by the real guardrails
-policy; baseline = model encode + Qdrant search + one SQL fetch, in process.
+on the real broker by the embedder app (its handler and batching) over the same model
+and the guardrails RPC by the real guardrails policy; baseline = model encode + vector
+store search + one SQL fetch, in process.
 """
 
 from __future__ import annotations
@@ -181,15 +182,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ChunksEmbeddedV1,
         DocumentMeta,
         EmbeddedChunk,
-        EmbedRequest,
-        EmbedResponse,
     )
     from vectrion_common.db import make_engine, make_sessionmaker
     from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
     from vectrion_common.ids import chunk_id
     from vectrion_common.logs import configure_logging
     from vectrion_common.messaging.topology import Topology
+    from vectrion_embedder.main import create_app as create_embedder_app
     from vectrion_embedder.model import MINILM_DIMENSION, MINILM_MODEL_ID, SentenceTransformerEmbedder
+    from vectrion_embedder.settings import EmbedderSettings
     from vectrion_guardrails.handlers import register_handlers as register_guardrails
     from vectrion_guardrails.policy import build_policy
     from vectrion_query import repository
@@ -316,21 +317,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # --- latency through the real app -----------------------------------------------------------
         topology = Topology(namespace)
         peers = RabbitBroker(RABBITMQ_URL, logger=None)
-
-        @peers.subscriber(topology.rpc_queue("embed"))
-        async def embed(request: EmbedRequest) -> dict[str, Any]:
-            vecs = await model.embed(request.texts)
-            return EmbedResponse(model_id=MINILM_MODEL_ID, dimension=384, vectors=vecs).model_dump()
-
         register_guardrails(peers, topology, build_policy())  # the real check + chunk-scan RPCs
-
         await peers.start()
+        # The embedder service's own app answers the embed RPC (its handler + batching), sharing the model.
+        embedder_app = create_embedder_app(
+            EmbedderSettings(broker_namespace=namespace, rabbitmq_url=RABBITMQ_URL, log_level="WARNING"),
+            embedder=model,
+        )
         app = create_app(settings.model_copy(update={"query_vector_cache_size": 0}))
         secret = settings.require_secret("internal_token_secret").get_secret_value()
         headers = {IDENTITY_HEADER: sign_identity(Identity(user, tenant, "member"), secret, 3600)}
         latency_queries = [t for _, t in chosen]
         latency: dict[str, Any] = {}
-        async with app.router.lifespan_context(app):
+        load_before_latency = load_average()
+        async with embedder_app.router.lifespan_context(embedder_app), app.router.lifespan_context(app):
             result["rss_mb"]["app_started_with_index"] = rss_mb()
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://q", headers=headers, timeout=60
@@ -367,8 +367,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         base = latency["bare baseline users=1"]["p50_ms"]
         latency["search_p50_overhead_x_at_1_user"] = round(latency["/v1/search users=1"]["p50_ms"] / base, 2)
         latency["query_p50_overhead_x_at_1_user"] = round(latency["/v1/query users=1"]["p50_ms"] / base, 2)
+        latency["load_average_before_after"] = [load_before_latency, load_average()]
         latency["note"] = (
-            "in-process ASGI HTTP; embedder RPC over the real RabbitMQ by the same model in this process; "
+            "in-process ASGI HTTP; embedder RPC over the real RabbitMQ answered by the embedder app (its RPC handler "
+            "with batching) on the same model in this process; "
             f"retrieval_mode={settings.retrieval_mode}; query-vector cache off"
         )
         result["latency"] = latency
