@@ -15,6 +15,7 @@ not relevance, so they cannot say that nothing relevant was found.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -140,27 +141,47 @@ class Retriever:
                 hits = await self._bm25(query, scope, limit, latency)
             case "hybrid":
                 depth = max(limit, self._candidates)
-                dense = await self._dense(query, scope, depth, latency)
-                lexical = await self._bm25(query, scope, depth, latency)
+                # BM25 runs while the query embedding is on its way back from the embedder.
+                dense, lexical = await asyncio.gather(
+                    self._dense(query, scope, depth, latency), self._bm25(query, scope, depth, latency)
+                )
                 best_dense = dense[0].score if dense else 0.0
                 hits = reciprocal_rank_fusion([dense, lexical], self._rrf_k)[:depth]
 
         started = time.perf_counter()
-        async with self._sessions() as session:
-            rows = await repository.fetch_visible_chunks(session, [h.chunk_id for h in hits], scope)
-        ranked: Sequence[RetrievedChunk] = [
-            RetrievedChunk(
-                chunk_id=hit.chunk_id,
-                document_id=row.document_id,
-                filename=row.filename,
-                page=row.page_start,
-                page_end=row.page_end,
-                text=row.text,
-                score=hit.score,
-            )
-            for hit in hits
-            if (row := rows.get(hit.chunk_id)) is not None
-        ]
-        chunks = limit_per_page(ranked, self._max_per_page, top_k)
+        chunks = await self._fetch(hits, scope, top_k, window=limit)
         latency["fetch"] = _ms(started)
         return Retrieval(chunks=chunks, latency_ms=latency, best_dense_score=best_dense, mode=mode)
+
+    async def _fetch(
+        self, hits: Sequence[SearchHit], scope: AccessScope, top_k: int, window: int
+    ) -> list[RetrievedChunk]:
+        """Text of the best hits from the read model, in rank order, a window at a time.
+
+        The first window (top_k x OVERSAMPLE) nearly always yields top_k after the
+        visibility re-check and page diversity; only if it does not is the next one read.
+        """
+        ranked: list[RetrievedChunk] = []
+        chunks: list[RetrievedChunk] = []
+        window = max(window, 1)
+        async with self._sessions() as session:
+            for start in range(0, len(hits), window):
+                part = hits[start : start + window]
+                rows = await repository.fetch_visible_chunks(session, [h.chunk_id for h in part], scope)
+                ranked += [
+                    RetrievedChunk(
+                        chunk_id=hit.chunk_id,
+                        document_id=row.document_id,
+                        filename=row.filename,
+                        page=row.page_start,
+                        page_end=row.page_end,
+                        text=row.text,
+                        score=hit.score,
+                    )
+                    for hit in part
+                    if (row := rows.get(hit.chunk_id)) is not None
+                ]
+                chunks = limit_per_page(ranked, self._max_per_page, top_k)
+                if len(chunks) == top_k:
+                    break
+        return chunks
