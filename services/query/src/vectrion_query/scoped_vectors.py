@@ -79,7 +79,7 @@ class _Partition:
         capacity = len(self.live)
         if needed <= capacity:
             return
-        new = max(needed, 2 * capacity, 64)
+        new = max(needed, 2 * capacity, 8)
 
         def grown(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
             out = np.zeros((new, *array.shape[1:]), dtype=array.dtype)

@@ -12,6 +12,8 @@ searches with its own filter on indexed payload fields.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +112,21 @@ _PAYLOAD_INDEXES: dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams] = {
 SCROLL_PAGE = 1024
 
 
+def release_freed_heap() -> None:
+    """Give memory freed by a bulk load back to the OS (glibc only; elsewhere a no-op).
+
+    Opening a local collection unpickles every point and holds all vectors as Python
+    float lists before packing them into numpy; the freed heap stays with the process
+    (measured: ~30 MB of 250 at SciFact size) unless trimmed once after the load.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    gc.collect()
+    libc.malloc_trim(0)
+
+
 def _point_of(record: qm.Record) -> IndexPoint:
     payload = record.payload or {}
     vector = record.vector
@@ -157,6 +174,7 @@ class QdrantVectorStore:
                 await self._client.create_payload_index(self._collection, field, field_schema=schema, wait=True)
         if self._mirror is not None:
             await self._load_mirror(self._mirror)
+            release_freed_heap()
 
     async def _load_mirror(self, mirror: ScopedVectors) -> None:
         offset: qm.ExtendedPointId | None = None
