@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vectrion_common.logs import get_logger
 from vectrion_query import repository
 from vectrion_query.access import TENANT_VISIBILITY, AccessScope
+from vectrion_query.heap import release_freed_heap
 from vectrion_query.vector_store import SearchHit
 
 log = get_logger(__name__)
@@ -132,8 +133,10 @@ class LexicalIndex:
             async with self._sessions() as session:
                 rows = await repository.tenant_chunks_for_lexical(session, tenant_id)
             index = await asyncio.to_thread(_build, self._analyzer, rows)
+            del rows
+            await asyncio.to_thread(release_freed_heap)
             self._indexes[tenant_id] = index
-            log.info("lexical.rebuilt", tenant_id=str(tenant_id), chunks=len(rows))
+            log.info("lexical.rebuilt", tenant_id=str(tenant_id), chunks=len(index.chunk_ids))
             return index
 
     async def search(self, query: str, scope: AccessScope, limit: int) -> list[SearchHit]:

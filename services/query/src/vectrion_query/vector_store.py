@@ -12,8 +12,6 @@ searches with its own filter on indexed payload fields.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 
 from vectrion_query.access import TENANT_VISIBILITY, AccessScope
+from vectrion_query.heap import release_freed_heap
 from vectrion_query.scoped_vectors import ScopedVectors
 from vectrion_query.settings import QuerySettings
 
@@ -110,21 +109,6 @@ _PAYLOAD_INDEXES: dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams] = {
 
 
 SCROLL_PAGE = 1024
-
-
-def release_freed_heap() -> None:
-    """Give memory freed by a bulk load back to the OS (glibc only; elsewhere a no-op).
-
-    Opening a local collection unpickles every point and holds all vectors as Python
-    float lists before packing them into numpy; the freed heap stays with the process
-    (measured: ~30 MB of 250 at SciFact size) unless trimmed once after the load.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    gc.collect()
-    libc.malloc_trim(0)
 
 
 def _point_of(record: qm.Record) -> IndexPoint:
