@@ -21,7 +21,11 @@ def configure_tracing(service: str, otlp_endpoint: str | None) -> TracerProvider
 
 
 def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics")
+    # One server span per request; no child span per ASGI send/receive message (a streamed
+    # answer would make one per chunk, each costing CPU on the hot path).
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+    )
 
 
 def current_traceparent() -> dict[str, str]:

@@ -121,15 +121,14 @@ async def ask(request: Request, principal: Principal, context: GatewayContext) -
 
 async def _answer(request: Request, principal: Principal, context: GatewayContext, body: bytes) -> Response:
     question, in_conversation, streamed = _question(body)
-    cache_key = None
+    lookup = None
     if question and not in_conversation and not streamed:
-        cache_key = await context.cache.key_for(principal.tenant_id, principal.user_id, question)
+        lookup = await context.cache.lookup(principal.tenant_id, principal.user_id, question)
     extra = response_headers(request)
-    if cache_key:
-        hit = await context.cache.get(cache_key)
-        if hit is not None:
+    if lookup is not None:
+        if lookup.hit is not None:
             extra[CACHE_HEADER] = "hit"
-            return Response(hit.body, status_code=hit.status, media_type=hit.content_type)
+            return Response(lookup.hit.body, status_code=lookup.hit.status, media_type=lookup.hit.content_type)
         extra[CACHE_HEADER] = "miss"
 
     limits = context.quotas.limits(
@@ -164,10 +163,10 @@ async def _answer(request: Request, principal: Principal, context: GatewayContex
         except ValueError:
             usage = _worst_case(reservation)
     await context.quotas.settle(reservation, *usage)
-    if cache_key and upstream.status_code == 200:
+    if lookup is not None and upstream.status_code == 200:
         stored = storable(upstream, answer)
         await context.cache.put(
-            cache_key, principal.tenant_id, stored.headers.get("content-type", "application/json"), answer
+            lookup, principal.tenant_id, stored.headers.get("content-type", "application/json"), answer
         )
     return buffered_response(upstream, answer)
 

@@ -5,6 +5,8 @@ any router is included, so every route gets it): it looks the matched route up
 in :data:`~vectrion_gateway.permissions.ROUTE_PERMISSIONS`, refuses routes with
 no entry, authenticates (``Authorization: Bearer <jwt>`` or ``X-API-Key``),
 checks the permission and counts the request against its rate-limit budget.
+Who a credential belongs to is remembered for a few seconds
+(:mod:`~vectrion_gateway.principal_cache`, which also says how revocation stays bounded).
 Routes read the result with :data:`CurrentPrincipal` (FastAPI resolves the
 dependency once per request).
 """
@@ -21,7 +23,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from vectrion_common.identity import Identity
 from vectrion_common.logs import get_logger
 from vectrion_gateway.access_log import response_headers
-from vectrion_gateway.apikeys import key_matches, key_prefix
+from vectrion_gateway.apikeys import hash_key, key_matches, key_prefix
 from vectrion_gateway.context import GatewayContext, gateway_context
 from vectrion_gateway.errors import Forbidden, Unauthorized
 from vectrion_gateway.models import Role
@@ -34,6 +36,7 @@ from vectrion_gateway.permissions import (
 )
 from vectrion_gateway.ratelimit import enforce
 from vectrion_gateway.repository import ApiKeyRepository, Tenant, User, UserRepository
+from vectrion_gateway.tokens import AccessClaims
 
 bearer_scheme = HTTPBearer(auto_error=False, description="an access token from POST /v1/auth/token")
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from POST /v1/api-keys")
@@ -80,11 +83,21 @@ def _principal(user: User, tenant: Tenant, granted: frozenset[Permission], **ext
 
 
 async def _from_access_token(context: GatewayContext, token: str) -> Principal:
-    claims = context.tokens.verify(token)
+    claims = context.tokens.verify(token)  # signature and expiry: checked on every request
+    cache_key = ("session", claims.session_id, claims.user_id, claims.tenant_id)
+    if (cached := context.principals.get(cache_key)) is not None:
+        return cached
+    generation = context.principals.generation
+    principal = await _session_principal(context, claims)
+    context.principals.put(cache_key, principal, generation)
+    return principal
+
+
+async def _session_principal(context: GatewayContext, claims: AccessClaims) -> Principal:
     if not await context.login_sessions.is_live(claims.session_id):
         raise Unauthorized("invalid or expired access token")
-    # Role and active flag come from the database, not the token, so a
-    # deactivated or demoted user loses access at once, not at token expiry.
+    # Role and active flag come from the database, not the token, so a deactivated
+    # or demoted user loses access within principal_cache_seconds, not at token expiry.
     async with context.sessions() as session:
         found = await UserRepository(session).get_with_tenant(claims.user_id)
     if found is None or not found[0].is_active or found[0].tenant_id != claims.tenant_id:
@@ -95,6 +108,16 @@ async def _from_access_token(context: GatewayContext, token: str) -> Principal:
 
 
 async def _from_api_key(context: GatewayContext, key: str) -> Principal:
+    cache_key = ("api_key", hash_key(key))  # the whole key's hash: a right prefix with a wrong secret never hits
+    if (cached := context.principals.get(cache_key)) is not None:
+        return cached
+    generation = context.principals.generation
+    principal = await _key_principal(context, key)
+    context.principals.put(cache_key, principal, generation)
+    return principal
+
+
+async def _key_principal(context: GatewayContext, key: str) -> Principal:
     prefix = key_prefix(key)
     if prefix is None:
         raise Unauthorized("invalid API key")

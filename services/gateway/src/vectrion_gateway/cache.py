@@ -6,8 +6,8 @@ own private documents as well as the tenant's), the normalised question, the
 tenant's document-set version and the answerer's model/prompt version.
 
 The document-set version is bumped whenever a document write (upload,
-delete, reprocess) succeeds through the gateway; old entries are then never
-read again and expire. Because indexing finishes after the upload answered,
+delete, reprocess) succeeds through the gateway; an entry stored under an
+older version is then never served (and is overwritten or expires). Because indexing finishes after the upload answered,
 a write also opens a settling window during which answers are not stored.
 Only history-free questions (no ``conversation_id``) are cached. Without Redis
 the cache is simply skipped.
@@ -46,45 +46,63 @@ class CachedAnswer:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Where this question's answer lives, the document-set version it must match, and the hit."""
+
+    key: str
+    version: bytes
+    hit: CachedAnswer | None
+
+
 class ResponseCache:
     def __init__(self, redis: Redis, keys: Keys, settings: GatewaySettings) -> None:
         self._redis = redis
         self._keys = keys
         self._settings = settings
 
-    async def key_for(self, tenant_id: uuid.UUID, user_id: uuid.UUID, question: str) -> str | None:
-        """The cache key for this question now, or None when caching is off or Redis is away."""
+    def key_for(self, tenant_id: uuid.UUID, user_id: uuid.UUID, question: str) -> str:
+        scope = "*" if self._settings.cache_share_within_tenant else str(user_id)
+        material = json.dumps([str(tenant_id), scope, self._settings.answer_model_version,
+                               normalise_question(question)])
+        return self._keys.cache(hashlib.sha256(material.encode()).hexdigest())
+
+    async def lookup(self, tenant_id: uuid.UUID, user_id: uuid.UUID, question: str) -> Lookup | None:
+        """One round trip: the tenant's version and the stored answer, a hit only if they match.
+
+        None when caching is off or Redis is away. The version is in the stored value, not the key,
+        so both are read together (the key does not depend on a value read first).
+        """
         if not self._settings.cache_enabled:
             return None
+        key = self.key_for(tenant_id, user_id, question)
         try:
-            version = await self._redis.get(self._keys.docset(str(tenant_id)))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._keys.docset(str(tenant_id)))
+                pipe.get(key)
+                version, stored = await pipe.execute()
         except REDIS_ERRORS as exc:
             log.warning("cache.skipped", reason="redis unavailable", error=type(exc).__name__)
             return None
-        scope = "*" if self._settings.cache_share_within_tenant else str(user_id)
-        material = json.dumps(
-            [str(tenant_id), scope, int(version or 0), self._settings.answer_model_version,
-             normalise_question(question)]
-        )
-        return self._keys.cache(hashlib.sha256(material.encode()).hexdigest())
+        current = version if isinstance(version, bytes) else b"0"
+        hit = None
+        if isinstance(stored, bytes):
+            stored_version, _, rest = stored.partition(b"\n")
+            content_type, _, body = rest.partition(b"\n")
+            if stored_version == current:
+                hit = CachedAnswer(200, content_type.decode(), body)
+        return Lookup(key, current, hit)
 
-    async def get(self, key: str) -> CachedAnswer | None:
-        try:
-            raw = await self._redis.get(key)
-        except REDIS_ERRORS:
-            return None
-        if not isinstance(raw, bytes):
-            return None
-        content_type, _, body = raw.partition(b"\n")
-        return CachedAnswer(200, content_type.decode(), body)
-
-    async def put(self, key: str, tenant_id: uuid.UUID, content_type: str, body: bytes) -> bool:
+    async def put(self, lookup: Lookup, tenant_id: uuid.UUID, content_type: str, body: bytes) -> bool:
+        """Store an answer computed after ``lookup``, under the version read then: if documents changed
+        meanwhile, the version moved on and the entry is never served."""
         if len(body) > self._settings.cache_max_body_bytes:
             return False
+        value = lookup.version + b"\n" + content_type.encode() + b"\n" + body
         try:
             if await self._redis.exists(self._keys.docset_settling(str(tenant_id))):
                 return False
-            await self._redis.set(key, content_type.encode() + b"\n" + body, ex=self._settings.cache_ttl_seconds)
+            await self._redis.set(lookup.key, value, ex=self._settings.cache_ttl_seconds)
         except REDIS_ERRORS:
             return False
         return True

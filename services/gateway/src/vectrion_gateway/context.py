@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import Request
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vectrion_gateway.cache import ResponseCache
 from vectrion_gateway.idempotency import IdempotencyStore
+from vectrion_gateway.identity_tokens import IdentitySigner
+from vectrion_gateway.principal_cache import PrincipalCache
 from vectrion_gateway.quotas import QuotaService
 from vectrion_gateway.ratelimit import RateLimiter
 from vectrion_gateway.redis_store import Keys
@@ -19,6 +22,9 @@ from vectrion_gateway.settings import GatewaySettings
 from vectrion_gateway.throttle import LoginThrottle
 from vectrion_gateway.tokens import TokenService
 
+if TYPE_CHECKING:
+    from vectrion_gateway.auth import Principal
+
 
 @dataclass(frozen=True, slots=True)
 class GatewayContext:
@@ -26,7 +32,6 @@ class GatewayContext:
     sessions: async_sessionmaker[AsyncSession]
     tokens: TokenService
     upstream: httpx.AsyncClient
-    internal_token_secret: str
     redis: Redis
     keys: Keys
     rate_limiter: RateLimiter
@@ -35,8 +40,11 @@ class GatewayContext:
     quotas: QuotaService
     cache: ResponseCache
     idempotency: IdempotencyStore
+    principals: PrincipalCache[Principal]
+    identity_signer: IdentitySigner
 
 
-def gateway_context(request: Request) -> GatewayContext:
+async def gateway_context(request: Request) -> GatewayContext:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, per request.
     context: GatewayContext = request.app.state.gateway
     return context

@@ -22,6 +22,8 @@ from vectrion_gateway.bootstrap import bootstrap_admin
 from vectrion_gateway.cache import ResponseCache
 from vectrion_gateway.context import GatewayContext
 from vectrion_gateway.idempotency import IdempotencyStore
+from vectrion_gateway.identity_tokens import IdentitySigner
+from vectrion_gateway.principal_cache import PrincipalCache
 from vectrion_gateway.quotas import QuotaService
 from vectrion_gateway.ratelimit import RateLimiter
 from vectrion_gateway.redis_store import Keys, make_redis
@@ -78,7 +80,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 sessions=sessions,
                 tokens=tokens,
                 upstream=upstream,
-                internal_token_secret=internal_token_secret,
                 redis=redis,
                 keys=redis_keys,
                 rate_limiter=RateLimiter(redis, redis_keys, settings),
@@ -87,6 +88,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 quotas=QuotaService(redis, redis_keys, sessions, settings),
                 cache=ResponseCache(redis, redis_keys, settings),
                 idempotency=IdempotencyStore(redis, redis_keys, settings),
+                principals=PrincipalCache(settings.principal_cache_seconds),
+                identity_signer=IdentitySigner(internal_token_secret, settings.internal_token_ttl_seconds),
             )
             app.state.readiness_checks["db"] = partial(ping, engine)
             log.info("gateway.started")

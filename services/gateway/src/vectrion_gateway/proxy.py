@@ -19,7 +19,7 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from vectrion_common.identity import IDENTITY_HEADER, sign_identity
+from vectrion_common.identity import IDENTITY_HEADER
 from vectrion_common.logs import get_logger
 from vectrion_common.tracing import current_traceparent
 from vectrion_common.web import REQUEST_ID_HEADER
@@ -28,6 +28,9 @@ from vectrion_gateway.context import GatewayContext
 from vectrion_gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from vectrion_gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, StoredResponse
 from vectrion_gateway.settings import GatewaySettings
+
+# Answers up to this size with a Content-Length are relayed whole, not streamed.
+BUFFERED_ANSWER_MAX_BYTES = 64 * 1024
 
 FORWARDED_REQUEST_HEADERS = ("content-type", "content-length", "accept", "idempotency-key", "last-event-id")
 
@@ -72,9 +75,7 @@ def base_url(settings: GatewaySettings, upstream: Upstream) -> str:
 
 def upstream_headers(request: Request, principal: Principal, context: GatewayContext) -> dict[str, str]:
     headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := request.headers.get(name)) is not None}
-    headers[IDENTITY_HEADER] = sign_identity(
-        principal.identity, context.internal_token_secret, context.settings.internal_token_ttl_seconds
-    )
+    headers[IDENTITY_HEADER] = context.identity_signer.token_for(principal.identity)
     request_id = structlog.contextvars.get_contextvars().get("request_id") or request.headers.get(REQUEST_ID_HEADER)
     if request_id:
         headers[REQUEST_ID_HEADER] = str(request_id)
@@ -125,6 +126,19 @@ def stream_response(upstream: httpx.Response, background: BackgroundTask | None 
     response = StreamingResponse(_relay(upstream), status_code=upstream.status_code, background=BackgroundTask(close))
     response.raw_headers = passthrough_headers(upstream)
     return response
+
+
+async def relay_response(upstream: httpx.Response) -> Response:
+    """Small answers of a known length are read whole and sent in one go (a streamed response costs
+    a disconnect-watching task per request); anything else, SSE included, is streamed."""
+    length = upstream.headers.get("content-length", "")
+    if (
+        length.isdigit()
+        and int(length) <= BUFFERED_ANSWER_MAX_BYTES
+        and not upstream.headers.get("content-type", "").startswith("text/event-stream")
+    ):
+        return buffered_response(upstream, await read_body(upstream))
+    return stream_response(upstream)
 
 
 async def read_body(upstream: httpx.Response) -> bytes:
@@ -201,7 +215,7 @@ async def forward(
     claim = await context.idempotency.claim(idem_key) if idem_key else None
     if claim is None:
         content = request.stream() if has_body(request) else None
-        return stream_response(await open_upstream(request, principal, context, upstream_service, content))
+        return await relay_response(await open_upstream(request, principal, context, upstream_service, content))
     if isinstance(claim, StoredResponse):
         claim.check_same_request(await body_digest(request.stream()))
         return replay_response(claim)

@@ -69,6 +69,7 @@ async def refresh(context: GatewayContext, refresh_token: str) -> Login:
         user = await UserRepository(session).get(login_session.user_id)
     if user is None or not user.is_active or user.tenant_id != login_session.tenant_id:
         await context.login_sessions.revoke(login_session.session_id)
+        context.principals.clear()
         raise Unauthorized("invalid or expired refresh token")
     log.info("auth.refreshed", user_id=str(user.id), session_id=login_session.session_id)
     return Login(context.tokens.issue(user.id, user.tenant_id, login_session.session_id), new_refresh_token)
@@ -77,6 +78,7 @@ async def refresh(context: GatewayContext, refresh_token: str) -> Login:
 async def logout(context: GatewayContext, principal: Principal) -> None:
     if principal.session_id is not None:
         await context.login_sessions.revoke(principal.session_id)
+        context.principals.clear()
         log.info("auth.logout", user_id=str(principal.user_id), session_id=principal.session_id)
 
 
@@ -109,6 +111,7 @@ async def list_api_keys(context: GatewayContext, principal: Principal) -> list[A
 async def revoke_api_key(context: GatewayContext, principal: Principal, key_id: uuid.UUID) -> None:
     async with unit_of_work(context.sessions) as session:
         found = await ApiKeyRepository(session).revoke(key_id, principal.user_id)
+    context.principals.clear()
     if not found:  # someone else's key looks exactly like a missing one
         raise NotFound(f"API key {key_id} not found")
     log.info("api_key.revoked", api_key_id=str(key_id), user_id=str(principal.user_id))
@@ -135,6 +138,7 @@ async def update_tenant(context: GatewayContext, tenant_id: uuid.UUID, changes: 
     async with unit_of_work(context.sessions) as session:
         repo = TenantRepository(session)
         tenant = await repo.update(tenant_id, changes) if changes else await repo.get(tenant_id)
+    context.principals.clear()  # quotas and member write rights live in cached principals
     if tenant is None:
         raise NotFound(f"tenant {tenant_id} not found")
     log.info("tenant.updated", tenant_id=str(tenant_id), fields=sorted(changes))
@@ -201,6 +205,7 @@ async def update_user(
         if target.role is Role.PLATFORM_ADMIN and not principal.is_platform_admin:
             raise Forbidden("only a platform admin can change a platform admin")
         user = await repo.update(user_id, changes) if changes else target
+    context.principals.clear()  # role, active flag and quotas live in cached principals
     assert user is not None
     log.info("user.updated", user_id=str(user_id), by=str(principal.user_id), fields=sorted(changes))
     return user

@@ -23,6 +23,14 @@ class GatewaySettings(ServiceSettings):
     access_token_ttl_seconds: int = Field(default=900, gt=0, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, gt=0)
 
+    principal_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="how long an authenticated caller is remembered in-process; a revocation made through "
+        "another replica (or in SQL) takes effect within this time, one made through this replica at once; 0: off",
+    )
+
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None
 
