@@ -16,7 +16,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
@@ -38,6 +37,7 @@ from vectrion_gateway.proxy import (
     storable,
 )
 from vectrion_gateway.quotas import Reservation
+from vectrion_gateway.upstream_client import UpstreamResponse
 
 MAX_QUESTION_BODY_BYTES = 64 * 1024
 MAX_STREAM_SCAN_BYTES = 1024 * 1024
@@ -157,13 +157,13 @@ async def _answer(request: Request, principal: Principal, context: GatewayContex
         await context.quotas.settle(reservation, 0, 0)
         raise
     usage = (0, 0)
-    if upstream.status_code == 200:
+    if upstream.status == 200:
         try:
             usage = usage_of(json.loads(answer)) or _worst_case(reservation)
         except ValueError:
             usage = _worst_case(reservation)
     await context.quotas.settle(reservation, *usage)
-    if lookup is not None and upstream.status_code == 200:
+    if lookup is not None and upstream.status == 200:
         stored = storable(upstream, answer)
         await context.cache.put(
             lookup, principal.tenant_id, stored.headers.get("content-type", "application/json"), answer
@@ -177,24 +177,27 @@ def _worst_case(reservation: Reservation) -> tuple[int, int]:
     return reservation.tokens, 0
 
 
-def _settled_stream(upstream: httpx.Response, context: GatewayContext, reservation: Reservation) -> Response:
+def _settled_stream(upstream: UpstreamResponse, context: GatewayContext, reservation: Reservation) -> Response:
     seen = bytearray()
 
     async def relay() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in upstream.content.iter_any():
                 if len(seen) < MAX_STREAM_SCAN_BYTES:
                     seen.extend(chunk)
                 yield chunk
         finally:
-            usage = usage_in_events(bytes(seen)) if upstream.status_code == 200 else (0, 0)
+            usage = usage_in_events(bytes(seen)) if upstream.status == 200 else (0, 0)
             # A task, so the settlement survives a client that hung up mid-stream.
             task = asyncio.create_task(context.quotas.settle(reservation, *(usage or _worst_case(reservation))))
             _settlements.add(task)
             task.add_done_callback(_settlements.discard)
-            await upstream.aclose()
+            upstream.release()
 
-    response = StreamingResponse(relay(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose))
+    async def close() -> None:
+        upstream.release()
+
+    response = StreamingResponse(relay(), status_code=upstream.status, background=BackgroundTask(close))
     response.raw_headers = passthrough_headers(upstream)
     return response
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx
 from fastapi import Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +20,7 @@ from vectrion_gateway.sessions import SessionStore
 from vectrion_gateway.settings import GatewaySettings
 from vectrion_gateway.throttle import LoginThrottle
 from vectrion_gateway.tokens import TokenService
+from vectrion_gateway.upstream_client import UpstreamClient
 
 if TYPE_CHECKING:
     from vectrion_gateway.auth import Principal
@@ -31,7 +31,7 @@ class GatewayContext:
     settings: GatewaySettings
     sessions: async_sessionmaker[AsyncSession]
     tokens: TokenService
-    upstream: httpx.AsyncClient
+    upstream: UpstreamClient
     redis: Redis
     keys: Keys
     rate_limiter: RateLimiter

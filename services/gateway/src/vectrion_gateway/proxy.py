@@ -13,11 +13,11 @@ import enum
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 
-import httpx
 import structlog
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
+from yarl import URL
 
 from vectrion_common.identity import IDENTITY_HEADER
 from vectrion_common.logs import get_logger
@@ -28,6 +28,7 @@ from vectrion_gateway.context import GatewayContext
 from vectrion_gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from vectrion_gateway.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, StoredResponse
 from vectrion_gateway.settings import GatewaySettings
+from vectrion_gateway.upstream_client import UPSTREAM_ERRORS, UpstreamResponse
 
 # Answers up to this size with a Content-Length are relayed whole, not streamed.
 BUFFERED_ANSWER_MAX_BYTES = 64 * 1024
@@ -83,10 +84,12 @@ def upstream_headers(request: Request, principal: Principal, context: GatewayCon
     return headers
 
 
-def upstream_url(base_url: str, request: Request) -> httpx.URL:
-    # The raw path and query string, exactly as the client sent them.
+def upstream_url(base_url: str, request: Request) -> URL:
+    # The raw path and query string, exactly as the client sent them (encoded=True: no re-quoting).
     raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-    return httpx.URL(base_url.rstrip("/") + raw_path.decode("latin-1"), query=request.scope.get("query_string", b""))
+    query: bytes = request.scope.get("query_string", b"")
+    url = base_url.rstrip("/") + raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    return URL(url, encoded=True)
 
 
 async def open_upstream(
@@ -95,40 +98,40 @@ async def open_upstream(
     context: GatewayContext,
     upstream_service: Upstream,
     content: bytes | AsyncIterable[bytes] | None,
-) -> httpx.Response:
+) -> UpstreamResponse:
     """Send the request on; the answer's body is left unread (streamed)."""
-    upstream_request = context.upstream.build_request(
-        request.method,
-        upstream_url(base_url(context.settings, upstream_service), request),
-        headers=upstream_headers(request, principal, context),
-        content=content,
-    )
     try:
-        return await context.upstream.send(upstream_request, stream=True)
-    except httpx.TimeoutException as exc:
+        return await context.upstream.request(
+            request.method,
+            upstream_url(base_url(context.settings, upstream_service), request),
+            headers=upstream_headers(request, principal, context),
+            data=content,
+            allow_redirects=False,
+        )
+    except TimeoutError as exc:
         log.warning("proxy.upstream_timeout", upstream=upstream_service.value, error=type(exc).__name__)
         raise UpstreamTimeout(f"the {upstream_service.value} service did not answer in time") from exc
-    except httpx.TransportError as exc:
+    except UPSTREAM_ERRORS as exc:
         log.warning("proxy.upstream_unavailable", upstream=upstream_service.value, error=type(exc).__name__)
         raise UpstreamUnavailable(f"the {upstream_service.value} service is unavailable") from exc
 
 
-def passthrough_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in upstream.headers.raw if k.lower() not in _DROPPED_RESPONSE_HEADERS]
+def passthrough_headers(upstream: UpstreamResponse) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in upstream.raw_headers if k.lower() not in _DROPPED_RESPONSE_HEADERS]
 
 
-def stream_response(upstream: httpx.Response, background: BackgroundTask | None = None) -> StreamingResponse:
+def stream_response(upstream: UpstreamResponse, background: BackgroundTask | None = None) -> StreamingResponse:
     async def close() -> None:
-        await upstream.aclose()
+        upstream.release()
         if background is not None:
             await background()
 
-    response = StreamingResponse(_relay(upstream), status_code=upstream.status_code, background=BackgroundTask(close))
+    response = StreamingResponse(_relay(upstream), status_code=upstream.status, background=BackgroundTask(close))
     response.raw_headers = passthrough_headers(upstream)
     return response
 
 
-async def relay_response(upstream: httpx.Response) -> Response:
+async def relay_response(upstream: UpstreamResponse) -> Response:
     """Small answers of a known length are read whole and sent in one go (a streamed response costs
     a disconnect-watching task per request); anything else, SSE included, is streamed."""
     length = upstream.headers.get("content-length", "")
@@ -141,18 +144,18 @@ async def relay_response(upstream: httpx.Response) -> Response:
     return stream_response(upstream)
 
 
-async def read_body(upstream: httpx.Response) -> bytes:
+async def read_body(upstream: UpstreamResponse) -> bytes:
     """The whole (decoded-as-sent) answer; for the small JSON answers the gateway inspects."""
     try:
-        return b"".join([chunk async for chunk in upstream.aiter_raw()])
-    except httpx.TransportError as exc:
+        return await upstream.read()
+    except UPSTREAM_ERRORS as exc:
         raise UpstreamUnavailable("the upstream service broke off its answer") from exc
     finally:
-        await upstream.aclose()
+        upstream.release()
 
 
-def buffered_response(upstream: httpx.Response, body: bytes) -> Response:
-    response = Response(body, status_code=upstream.status_code)
+def buffered_response(upstream: UpstreamResponse, body: bytes) -> Response:
+    response = Response(body, status_code=upstream.status)
     response.raw_headers = [
         *((k, v) for k, v in passthrough_headers(upstream) if k.lower() != b"content-length"),
         (b"content-length", str(len(body)).encode()),
@@ -198,9 +201,9 @@ def replay_response(stored: StoredResponse) -> Response:
     return Response(stored.body, status_code=stored.status, headers={**stored.headers, REPLAYED_HEADER: "true"})
 
 
-def storable(upstream: httpx.Response, body: bytes) -> StoredResponse:
+def storable(upstream: UpstreamResponse, body: bytes) -> StoredResponse:
     kept = {k: v for k, v in upstream.headers.items() if k.lower() in _STORED_HEADERS}
-    return StoredResponse(upstream.status_code, kept, body)
+    return StoredResponse(upstream.status, kept, body)
 
 
 async def forward(
@@ -239,14 +242,14 @@ async def forward(
     return buffered_response(upstream, body)
 
 
-async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(upstream: UpstreamResponse) -> AsyncIterator[bytes]:
     # Raw bytes: whatever content-encoding the service chose passes through untouched.
     try:
-        async for chunk in upstream.aiter_raw():
+        async for chunk in upstream.content.iter_any():
             yield chunk
-    except httpx.TransportError as exc:
+    except UPSTREAM_ERRORS as exc:
         # Headers are already sent; all we can do is cut the stream and say why in the log.
         log.warning("proxy.stream_aborted", error=type(exc).__name__)
         raise
     finally:
-        await upstream.aclose()
+        upstream.release()
