@@ -46,6 +46,9 @@ def make_settings(**overrides: Any) -> GatewaySettings:
         "log_json": False,
         "redis_key_prefix": REDIS_PREFIX,
         "cache_settle_seconds": 0,
+        # Off unless a test is about it: each gateway with events declares its queues on the
+        # shared RabbitMQ (see test_gateway_cache_events.py).
+        "cache_invalidation_events": False,
         **overrides,
     }
     return GatewaySettings(**values)

@@ -58,6 +58,7 @@ async def test_access_logs_are_structured_and_never_contain_secrets_tokens_or_pa
         "VECTRION_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "VECTRION_REDIS_KEY_PREFIX": f"{REDIS_PREFIX}:logs",
         "VECTRION_LOG_JSON": "true",
+        "VECTRION_CACHE_INVALIDATION_EVENTS": "false",
         "VECTRION_LOG_LEVEL": "DEBUG",
         "VECTRION_INGEST_URL": upstream_url,
         "VECTRION_QUERY_URL": upstream_url,

@@ -1,14 +1,20 @@
 """Answer cache in Redis.
 
-The key holds everything an answer depends on: the tenant, the asking user
-(unless ``cache_share_within_tenant``; the query service shows each user their
-own private documents as well as the tenant's), the normalised question, the
-tenant's document-set version and the answerer's model/prompt version.
+The key holds what an answer depends on: the tenant, the asking user (unless
+``cache_share_within_tenant``; the query service shows each user their own
+private documents as well as the tenant's), the normalised question and the
+answerer's model/prompt version; the stored value also carries the tenant's
+document-set version it was computed under.
 
-The document-set version is bumped whenever a document write (upload,
-delete, reprocess) succeeds through the gateway; an entry stored under an
-older version is then never served (and is overwritten or expires). Because indexing finishes after the upload answered,
-a write also opens a settling window during which answers are not stored.
+The tenant's document-set version is bumped whenever a document write
+(upload, delete, reprocess) succeeds through the gateway and whenever a
+document lifecycle event says the searchable set changed (indexed, failed,
+deletion requested, deleted: :mod:`vectrion_gateway.handlers`). An answer is
+stored with the version read before it was computed, and served only while
+that is still the tenant's version. Optionally (``cache_settle_seconds``, for a
+gateway run without those events) a write also opens a window in which no
+answer is stored.
+
 Only history-free questions (no ``conversation_id``) are cached. Without Redis
 the cache is simply skipped.
 """
@@ -107,13 +113,17 @@ class ResponseCache:
             return False
         return True
 
+    async def invalidate(self, tenant_id: uuid.UUID, *, settle: bool = False) -> None:
+        """Make every cached answer of the tenant unreachable (a new version); raises Redis errors."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(self._keys.docset(str(tenant_id)))
+            if settle and self._settings.cache_settle_seconds:
+                pipe.set(self._keys.docset_settling(str(tenant_id)), 1, ex=self._settings.cache_settle_seconds)
+            await pipe.execute()
+
     async def documents_changed(self, tenant_id: uuid.UUID) -> None:
-        """Invalidate every cached answer of the tenant (a new version makes old keys unreachable)."""
+        """After a document write through the gateway: invalidate, never fail the request for it."""
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(self._keys.docset(str(tenant_id)))
-                if self._settings.cache_settle_seconds:
-                    pipe.set(self._keys.docset_settling(str(tenant_id)), 1, ex=self._settings.cache_settle_seconds)
-                await pipe.execute()
+            await self.invalidate(tenant_id, settle=True)
         except REDIS_ERRORS as exc:
             log.error("cache.invalidation_failed", tenant_id=str(tenant_id), error=type(exc).__name__)

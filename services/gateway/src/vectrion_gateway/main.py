@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
-import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from vectrion_common.db import make_engine, make_sessionmaker, ping
 from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.problems import ProblemError, handle_problem
+from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
 from vectrion_gateway.access_log import AccessLogMiddleware
@@ -21,6 +21,7 @@ from vectrion_gateway.auth import authorize
 from vectrion_gateway.bootstrap import bootstrap_admin
 from vectrion_gateway.cache import ResponseCache
 from vectrion_gateway.context import GatewayContext
+from vectrion_gateway.handlers import CONSUMER, register_handlers, report_failure
 from vectrion_gateway.idempotency import IdempotencyStore
 from vectrion_gateway.identity_tokens import IdentitySigner
 from vectrion_gateway.principal_cache import PrincipalCache
@@ -31,6 +32,7 @@ from vectrion_gateway.sessions import SessionStore
 from vectrion_gateway.settings import GatewaySettings
 from vectrion_gateway.throttle import LoginThrottle
 from vectrion_gateway.tokens import TokenService
+from vectrion_gateway.upstream_client import make_upstream_client
 
 log = get_logger(__name__)
 
@@ -59,22 +61,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.db_url(), settings.db_schema, settings.db_pool_size)
-        upstream = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=settings.upstream_connect_timeout_seconds,
-                read=settings.upstream_read_timeout_seconds,
-                write=settings.upstream_write_timeout_seconds,
-                pool=settings.upstream_pool_timeout_seconds,
-            ),
-            limits=httpx.Limits(max_connections=settings.upstream_max_connections),
-            follow_redirects=False,
-            trust_env=False,  # internal calls never go through an HTTP(S)_PROXY from the environment
-        )
+        upstream = make_upstream_client(settings)
         redis = make_redis(settings)
         try:
             sessions = make_sessionmaker(engine)
             await bootstrap_admin(sessions, settings)
             redis_keys = Keys(settings.redis_key_prefix)
+            cache = ResponseCache(redis, redis_keys, settings)
             app.state.gateway = GatewayContext(
                 settings=settings,
                 sessions=sessions,
@@ -86,16 +79,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 login_sessions=SessionStore(redis, redis_keys, settings.refresh_token_ttl_seconds),
                 login_throttle=LoginThrottle(redis, redis_keys, settings),
                 quotas=QuotaService(redis, redis_keys, sessions, settings),
-                cache=ResponseCache(redis, redis_keys, settings),
+                cache=cache,
                 idempotency=IdempotencyStore(redis, redis_keys, settings),
                 principals=PrincipalCache(settings.principal_cache_seconds),
                 identity_signer=IdentitySigner(internal_token_secret, settings.internal_token_ttl_seconds),
             )
             app.state.readiness_checks["db"] = partial(ping, engine)
-            log.info("gateway.started")
-            yield
+            events = AsyncExitStack()
+            if settings.cache_invalidation_events:
+                # Adds the "broker" readiness check: cached answers depend on these events.
+                runtime = ServiceRuntime(app, settings, consumer=CONSUMER, report_failure=report_failure)
+                register_handlers(runtime, cache)
+                await events.enter_async_context(runtime.running())
+            async with events:
+                log.info("gateway.started", cache_invalidation_events=settings.cache_invalidation_events)
+                yield
         finally:
-            await upstream.aclose()
+            await upstream.close()
             await redis.aclose()
             await engine.dispose()
 

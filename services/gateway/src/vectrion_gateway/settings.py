@@ -42,8 +42,9 @@ class GatewaySettings(ServiceSettings):
     upstream_connect_timeout_seconds: float = 3.0
     # Generous: a /v1/query answer waits for retrieval and an LLM.
     upstream_read_timeout_seconds: float = 120.0
-    upstream_write_timeout_seconds: float = 60.0
-    upstream_pool_timeout_seconds: float = 5.0
+    upstream_pool_timeout_seconds: float = Field(
+        default=5.0, description="waiting for a free pooled connection (counted with the connect timeout)"
+    )
     upstream_max_connections: int = 100
 
     # --- Redis (rate limits, sessions, cache, idempotency, quota hot counters) ------
@@ -76,8 +77,16 @@ class GatewaySettings(ServiceSettings):
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(default=3_600, gt=0)
     cache_max_body_bytes: int = 256 * 1024
+    cache_invalidation_events: bool = Field(
+        default=True,
+        description="consume document lifecycle events (indexed, failed, deleted...) from RabbitMQ to invalidate "
+        "cached answers; off: only writes through the gateway invalidate (then set cache_settle_seconds)",
+    )
     cache_settle_seconds: int = Field(
-        default=300, ge=0, description="after a document write, answers are not cached for this long (indexing lag)"
+        default=0,
+        ge=0,
+        description="after a document write, answers are not cached for this long; only needed without "
+        "cache_invalidation_events, to cover the indexing lag",
     )
     cache_share_within_tenant: bool = Field(
         default=False,

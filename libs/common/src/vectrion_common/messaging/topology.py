@@ -29,6 +29,7 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 from vectrion_common.contracts import (
     ChunksEmbeddedV1,
     DocumentChunkedV1,
+    DocumentDeletedV1,
     DocumentDeletionConfirmedV1,
     DocumentDeletionRequestedV1,
     DocumentFailedV1,
@@ -48,6 +49,8 @@ CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "embedder": (EmbeddingRequestedV1,),
     "query": (ChunksEmbeddedV1, DocumentDeletionRequestedV1),
     "ingest": (DocumentChunkedV1, DocumentIndexedV1, DocumentFailedV1, DocumentDeletionConfirmedV1),
+    # Each changes what a tenant's questions answer: the gateway drops the tenant's cached answers.
+    "gateway": (DocumentIndexedV1, DocumentFailedV1, DocumentDeletionRequestedV1, DocumentDeletedV1),
 }
 
 
