@@ -1,13 +1,14 @@
 """SQL of the usage ledger: one row per metered call, reserved first, settled with real usage.
 
 A reserved row counts its worst case until it is settled with what the
-query service reported.
+query service reported; so does an expired one (a reservation a crash left
+open, see :mod:`vectrion_gateway.reservation_sweeper`).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,14 +50,28 @@ class UsageRepository:
         )
 
     async def settle(self, reservation_id: uuid.UUID, prompt_tokens: int, completion_tokens: int) -> None:
+        # An expired reservation (see reservation_sweeper) still takes its real usage when it arrives.
+        open_statuses = (UsageStatus.RESERVED.value, UsageStatus.EXPIRED.value)
         await self._session.execute(
             sa.update(usage_ledger)
-            .where(usage_ledger.c.id == reservation_id, usage_ledger.c.status == UsageStatus.RESERVED.value)
+            .where(usage_ledger.c.id == reservation_id, usage_ledger.c.status.in_(open_statuses))
             .values(
                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                 status=UsageStatus.SETTLED.value, settled_at=sa.func.now(),
             )
         )
+
+    async def expire_reservations(self, older_than: timedelta) -> int:
+        """Mark reservations made more than ``older_than`` ago expired (still counted at their reservation)."""
+        result = await self._session.execute(
+            sa.update(usage_ledger)
+            .where(
+                usage_ledger.c.status == UsageStatus.RESERVED.value,
+                usage_ledger.c.occurred_at < sa.func.now() - older_than,
+            )
+            .values(status=UsageStatus.EXPIRED.value, settled_at=sa.func.now())
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def spent(self, column: Any, subject: uuid.UUID, since: datetime) -> int:
         total = await self._session.scalar(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from functools import partial
 
 from fastapi import Depends, FastAPI, Request
@@ -28,6 +29,7 @@ from vectrion_gateway.principal_cache import PrincipalCache
 from vectrion_gateway.quotas import QuotaService
 from vectrion_gateway.ratelimit import RateLimiter
 from vectrion_gateway.redis_store import Keys, make_redis
+from vectrion_gateway.reservation_sweeper import ReservationSweeper
 from vectrion_gateway.sessions import SessionStore
 from vectrion_gateway.settings import GatewaySettings
 from vectrion_gateway.throttle import LoginThrottle
@@ -85,13 +87,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 identity_signer=IdentitySigner(internal_token_secret, settings.internal_token_ttl_seconds),
             )
             app.state.readiness_checks["db"] = partial(ping, engine)
-            events = AsyncExitStack()
-            if settings.cache_invalidation_events:
-                # Adds the "broker" readiness check: cached answers depend on these events.
-                runtime = ServiceRuntime(app, settings, consumer=CONSUMER, report_failure=report_failure)
-                register_handlers(runtime, cache)
-                await events.enter_async_context(runtime.running())
-            async with events:
+            sweeper = ReservationSweeper(
+                sessions, timedelta(minutes=settings.reservation_expiry_minutes),
+                settings.reservation_sweep_interval_seconds,
+            )
+            async with AsyncExitStack() as background:
+                sweeper.start()
+                background.push_async_callback(sweeper.stop)
+                if settings.cache_invalidation_events:
+                    # Adds the "broker" readiness check: cached answers depend on these events.
+                    runtime = ServiceRuntime(app, settings, consumer=CONSUMER, report_failure=report_failure)
+                    register_handlers(runtime, cache)
+                    await background.enter_async_context(runtime.running())
                 log.info("gateway.started", cache_invalidation_events=settings.cache_invalidation_events)
                 yield
         finally:

@@ -73,6 +73,8 @@ api_keys = sa.Table(
 class UsageStatus(enum.StrEnum):
     RESERVED = "reserved"
     SETTLED = "settled"
+    # Never settled (the gateway crashed mid-call): counted at its reservation, see reservation_sweeper.
+    EXPIRED = "expired"
 
 
 usage_ledger = sa.Table(
@@ -94,4 +96,5 @@ usage_ledger = sa.Table(
     sa.CheckConstraint(f"status IN ({', '.join(repr(s.value) for s in UsageStatus)})", name="status_known"),
     sa.Index("ix_usage_ledger_user_occurred", "user_id", "occurred_at"),
     sa.Index("ix_usage_ledger_tenant_occurred", "tenant_id", "occurred_at"),
+    sa.Index("ix_usage_ledger_open_reservations", "occurred_at", postgresql_where=sa.text("status = 'reserved'")),
 )

@@ -69,6 +69,10 @@ class GatewaySettings(ServiceSettings):
     default_user_monthly_tokens: int | None = None
     default_tenant_daily_tokens: int | None = None
     default_tenant_monthly_tokens: int | None = None
+    reservation_expiry_minutes: int = Field(
+        default=15, ge=1, description="a reservation still open this long (a crash) is charged at its amount"
+    )
+    reservation_sweep_interval_seconds: float = Field(default=60, gt=0)
     query_reservation_tokens: int = Field(
         default=8_000, gt=0, description="worst-case tokens of one /v1/query, reserved before the call"
     )
