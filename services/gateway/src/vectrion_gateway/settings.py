@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 
 from vectrion_common.settings import ServiceSettings
 
@@ -54,6 +54,11 @@ class GatewaySettings(ServiceSettings):
     redis_timeout_seconds: float = Field(default=0.5, gt=0, description="connect, socket and pool wait timeout")
 
     # --- login throttling (per email and per client address) ------------------------
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="CIDRs of our own reverse proxies (JSON list); X-Forwarded-For is believed only from "
+        "these peers, so by default the TCP peer is the client address",
+    )
     login_max_failures_per_email: int = 5
     login_max_failures_per_address: int = 50
     login_failure_window_seconds: int = 900

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from vectrion_gateway import service
 from vectrion_gateway.auth import CurrentPrincipal
+from vectrion_gateway.client_address import client_address
 from vectrion_gateway.context import GatewayContext, gateway_context
 from vectrion_gateway.schemas import RefreshRequest, TokenRequest, TokenResponse
 
@@ -24,7 +25,11 @@ def _token_response(issued: service.Login) -> TokenResponse:
 
 @router.post("/token", response_model=TokenResponse)
 async def issue_token(body: TokenRequest, request: Request, context: Context) -> TokenResponse:
-    address = request.client.host if request.client else "unknown"
+    address = client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        context.settings.trusted_proxies,
+    )
     return _token_response(await service.login(context, body.email, body.password, address))
 
 
