@@ -114,11 +114,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Deny by default: every route included from here on runs `authorize` first,
     # which refuses any route without an entry in permissions.ROUTE_PERMISSIONS.
     app.router.dependencies.append(Depends(authorize))
+    # The proxied routes carry nearly all traffic: first, so each per-request route lookup (the
+    # router's, the tracer's and the metrics') finds them early. No two routers share a path.
+    app.include_router(proxy.router)
+    app.include_router(openai_compat.router)
     app.include_router(auth.router)
     app.include_router(api_keys.router)
     app.include_router(usage.router)
     app.include_router(admin.router)
     app.include_router(dead_letters.router)
-    app.include_router(proxy.router)
-    app.include_router(openai_compat.router)
     return app
