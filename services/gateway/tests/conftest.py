@@ -175,6 +175,9 @@ async def _echo(request: Request) -> Response:
             identity = {"user_id": str(verified.user_id), "tenant_id": str(verified.tenant_id), "role": verified.role}
         except ProblemError as exc:
             identity_error = exc.detail
+    cookie = {"Set-Cookie": "upstream-session=for-one-caller-only; Path=/"}
+    if "set_cookie" not in request.query_params:
+        cookie = {}
     return JSONResponse(
         {
             "method": request.method,
@@ -187,7 +190,7 @@ async def _echo(request: Request) -> Response:
             "identity_error": identity_error,
         },
         status_code=int(request.query_params.get("echo_status", "200")),
-        headers={"X-Upstream": "echo"},
+        headers={"X-Upstream": "echo", **cookie},
     )
 
 

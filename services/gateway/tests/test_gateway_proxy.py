@@ -6,7 +6,7 @@ import hashlib
 import os
 from typing import Any
 
-from .conftest import GatewayFactory, login
+from .conftest import GatewayFactory, bearer, login, new_tenant, new_user
 
 
 def _upstreams(url: str) -> dict[str, str]:
@@ -44,6 +44,21 @@ async def test_upstream_gets_a_valid_identity_and_never_the_client_credentials(
     assert headers["x-request-id"] == "req-123"
     assert response.headers["x-request-id"] == "req-123"
     assert response.headers["x-upstream"] == "echo"
+
+
+async def test_a_cookie_an_upstream_sets_for_one_caller_never_reaches_the_upstream_with_another(
+    gateway: GatewayFactory, upstream_url: str
+) -> None:
+    # By host name: a default client cookie jar ignores cookies from bare IP addresses.
+    client = await gateway(**_upstreams(upstream_url.replace("127.0.0.1", "localhost")))
+    admin = bearer(await login(client))
+    tenant = await new_tenant(client, admin, "acme")
+    _, member = await new_user(client, admin, "m@acme.io", "member", tenant)
+    first = await client.get("/v1/documents", params={"set_cookie": "1"}, headers=admin)
+    assert "upstream-session" in first.headers["set-cookie"]  # relayed to the caller it was meant for
+    for caller in (member, admin):
+        echoed = dict((await client.get("/v1/documents", headers=caller)).json()["headers"])
+        assert "cookie" not in echoed
 
 
 async def test_each_public_route_reaches_its_own_service(

@@ -6,8 +6,8 @@ upstream, scratch measurement), most of the gateway's remaining overhead.
 
 Set up for a reverse proxy: no cookie jar (a cookie one user's answer set must
 never ride along on another user's request), no automatic decompression (bytes
-are relayed as the service sent them), no ``Accept-Encoding``/``User-Agent`` of
-its own, no proxy from the environment.
+are relayed as the service sent them), no ``Accept-Encoding``, ``User-Agent``
+or default ``Content-Type`` of its own, no proxy from the environment.
 """
 
 from __future__ import annotations
@@ -35,6 +35,6 @@ def make_upstream_client(settings: GatewaySettings) -> UpstreamClient:
         timeout=timeout,
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),  # only what the client sent
         trust_env=False,
     )
