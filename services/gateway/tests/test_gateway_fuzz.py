@@ -40,6 +40,10 @@ def _fuzz(url: str, token: str) -> list[str]:
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case: Any) -> None:
+            if isinstance(case.body, dict) and case.body.get("stream"):
+                # schemathesis reads an SSE answer with urllib3 2's read1(); we pin urllib3 1.26.
+                # Streamed answers have their own tests (test_gateway_proxy, test_gateway_cache).
+                case.body["stream"] = False
             response = case.call(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
             statuses.append(response.status_code)
             if response.status_code >= 500:
@@ -67,6 +71,7 @@ async def test_schemathesis_finds_no_5xx(clean_gateway: None, fast_upstream_url:
         "VECTRION_INGEST_URL": fast_upstream_url,
         "VECTRION_QUERY_URL": fast_upstream_url,
         "VECTRION_GUARDRAILS_URL": fast_upstream_url,
+        "VECTRION_CACHE_INVALIDATION_EVENTS": "false",  # no queues on the shared RabbitMQ for this
     }
     with (tmp_path / "gateway.log").open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
