@@ -65,8 +65,10 @@ def _question(body: bytes) -> tuple[str | None, bool, bool]:
     if not isinstance(parsed, dict):
         return None, False, False
     question = parsed.get("question")
-    return (question if isinstance(question, str) else None), parsed.get("conversation_id") is not None, bool(
-        parsed.get("stream")
+    return (
+        (question if isinstance(question, str) else None),
+        parsed.get("conversation_id") is not None,
+        bool(parsed.get("stream")),
     )
 
 
@@ -80,16 +82,34 @@ def usage_of(answer: Any) -> tuple[int, int] | None:
     return None
 
 
-def usage_in_events(stream: bytes) -> tuple[int, int] | None:
-    for event in stream.decode("utf-8", "replace").split("\n\n"):
+class StreamUsage:
+    """The usage a server-sent-event stream reports, read as the stream passes (never buffered whole):
+    the ``event: answer`` of ``/v1/query`` or the last ``chat.completion.chunk`` carrying ``usage``
+    of ``/v1/chat/completions``. A partial event longer than MAX_STREAM_SCAN_BYTES is skipped."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self.usage: tuple[int, int] | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        self._pending += chunk.decode("utf-8", "replace")
+        *complete, self._pending = self._pending.split("\n\n")
+        if len(self._pending) > MAX_STREAM_SCAN_BYTES:
+            self._pending = ""
+        for event in complete:
+            self._read(event)
+
+    def _read(self, event: str) -> None:
         lines = event.splitlines()
-        if "event: answer" in lines:
-            data = "".join(line[len("data: "):] for line in lines if line.startswith("data: "))
-            try:
-                return usage_of(json.loads(data))
-            except ValueError:
-                return None
-    return None
+        data = "".join(line[len("data: ") :] for line in lines if line.startswith("data: "))
+        if not data or data == "[DONE]":
+            return
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            return
+        if "event: answer" in lines or (isinstance(parsed, dict) and parsed.get("object") == "chat.completion.chunk"):
+            self.usage = usage_of(parsed) or self.usage
 
 
 async def ask(request: Request, principal: Principal, context: GatewayContext) -> Response:
@@ -178,16 +198,15 @@ def _worst_case(reservation: Reservation) -> tuple[int, int]:
 
 
 def _settled_stream(upstream: UpstreamResponse, context: GatewayContext, reservation: Reservation) -> Response:
-    seen = bytearray()
+    scanned = StreamUsage()
 
     async def relay() -> AsyncIterator[bytes]:
         try:
             async for chunk in upstream.content.iter_any():
-                if len(seen) < MAX_STREAM_SCAN_BYTES:
-                    seen.extend(chunk)
+                scanned.feed(chunk)
                 yield chunk
         finally:
-            usage = usage_in_events(bytes(seen)) if upstream.status == 200 else (0, 0)
+            usage = scanned.usage if upstream.status == 200 else (0, 0)
             # A task, so the settlement survives a client that hung up mid-stream.
             task = asyncio.create_task(context.quotas.settle(reservation, *(usage or _worst_case(reservation))))
             _settlements.add(task)
@@ -200,5 +219,3 @@ def _settled_stream(upstream: UpstreamResponse, context: GatewayContext, reserva
     response = StreamingResponse(relay(), status_code=upstream.status, background=BackgroundTask(close))
     response.raw_headers = passthrough_headers(upstream)
     return response
-
-

@@ -123,4 +123,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(admin.router)
     app.include_router(dead_letters.router)
+    app.include_router(dead_letters.reconcile_router)
     return app

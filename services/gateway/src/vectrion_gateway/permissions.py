@@ -27,6 +27,7 @@ class Permission(enum.StrEnum):
     USERS_MANAGE = "users:manage"  # own tenant's users; every tenant's for a platform admin
     TENANTS_MANAGE = "tenants:manage"
     DLQ_MANAGE = "dlq:manage"
+    RECONCILE = "reconcile"  # compare and repair files, chunks, read model and vectors
 
 
 _MEMBER = frozenset(
@@ -80,6 +81,7 @@ ROUTE_PERMISSIONS: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/admin/dlq/{message_id}"): Permission.DLQ_MANAGE,
     ("POST", "/v1/admin/dlq/{message_id}/replay"): Permission.DLQ_MANAGE,
     ("DELETE", "/v1/admin/dlq/{message_id}"): Permission.DLQ_MANAGE,
+    ("POST", "/v1/admin/reconcile"): Permission.RECONCILE,
     ("POST", "/v1/admin/users"): Permission.USERS_MANAGE,
     ("GET", "/v1/admin/users"): Permission.USERS_MANAGE,
     ("PATCH", "/v1/admin/users/{user_id}"): Permission.USERS_MANAGE,

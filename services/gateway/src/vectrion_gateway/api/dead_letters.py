@@ -1,4 +1,5 @@
-"""DLQ admin, proxied to ingest (which owns it): ``dlq:manage`` (platform admins only).
+"""DLQ admin and the reconciler, proxied to ingest (which owns them): ``dlq:manage`` and
+``reconcile`` (platform admins only).
 
 Its own module so it merges cleanly beside the other proxied routes; the permission
 rows are in :data:`vectrion_gateway.permissions.ROUTE_PERMISSIONS`, and ingest checks
@@ -46,4 +47,13 @@ async def replay_dead_letter(
 async def purge_dead_letter(
     message_id: str, request: Request, principal: CurrentPrincipal, context: Context
 ) -> Response:
+    return await forward(request, principal, context, Upstream.INGEST)
+
+
+reconcile_router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@reconcile_router.post("/reconcile")
+async def reconcile(request: Request, principal: CurrentPrincipal, context: Context) -> Response:
+    """Compare files, chunks, read model and vectors and repair differences (`?repair=false`: report only)."""
     return await forward(request, principal, context, Upstream.INGEST)
