@@ -159,7 +159,7 @@ async def test_concurrent_rpc_texts_share_one_model_call_and_get_their_own_vecto
 class _Failing:
     model_id, dimension = "failing", 384
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> list[list[float]]:
         await asyncio.sleep(0)
         raise RuntimeError("model crashed")
 
@@ -178,3 +178,12 @@ async def test_a_batch_never_exceeds_max_texts_unless_one_request_alone_does(emb
     replies = await asyncio.gather(*(batcher.embed(["text"] * n) for n in sizes))
     assert [len(r) for r in replies] == sizes
     assert batcher.calls == 3  # [5] alone, then [2, 2], then [3]
+
+
+async def test_query_embedding_is_answered_while_an_ingestion_batch_is_still_encoding(embedder: Embedder) -> None:
+    texts = [f"Paragraph {i} of a long report about quorum queues, retries and dead letters. " * 4 for i in range(256)]
+    batch = asyncio.ensure_future(embedder.embed(texts))
+    await asyncio.sleep(0.2)  # the batch is encoding now
+    vector = await asyncio.wait_for(embedder.embed(["what is a quorum queue"], urgent=True), 10)
+    assert len(vector) == 1 and not batch.done()
+    assert len(await batch) == 256

@@ -40,7 +40,8 @@ class BatchingEmbedder:
     def dimension(self) -> int:
         return self._embedder.dimension
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str], *, urgent: bool = True) -> list[list[float]]:
+        """Always the model's query lane (``urgent``): this is the RPC path."""
         waiting = _Waiting(list(texts))
         self._queue.append(waiting)
         if self._worker is None or self._worker.done():
@@ -60,7 +61,7 @@ class BatchingEmbedder:
             batch = self._next_batch()
             try:
                 self.calls += 1
-                vectors = await self._embedder.embed([t for w in batch for t in w.texts])
+                vectors = await self._embedder.embed([t for w in batch for t in w.texts], urgent=True)
             except Exception as exc:  # every request of the failed call gets the error
                 for waiting in batch:
                     if not waiting.done.done():

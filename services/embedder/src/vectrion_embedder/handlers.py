@@ -43,7 +43,7 @@ TEXTS = Counter("vectrion_embedder_texts_total", "Texts encoded", ["kind"])
 
 async def embed_texts(embedder: Embedder, texts: list[str], kind: str) -> list[list[float]]:
     started = time.perf_counter()
-    vectors = await embedder.embed(texts)
+    vectors = await embedder.embed(texts, urgent=kind == "rpc")
     ENCODE_SECONDS.labels(kind).observe(time.perf_counter() - started)
     TEXTS.labels(kind).inc(len(texts))
     return vectors

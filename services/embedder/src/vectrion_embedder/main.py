@@ -51,7 +51,8 @@ def create_app(settings: EmbedderSettings | None = None, embedder: Embedder | No
             return await handle_embed_rpc(request, rpc_model)
 
         async def model_ready() -> None:
-            await model.embed(["ready"])
+            # The query lane: a probe must not wait for an ingestion batch to finish.
+            await model.embed(["ready"], urgent=True)
 
         app.state.readiness_checks["model"] = model_ready
         async with runtime.running():

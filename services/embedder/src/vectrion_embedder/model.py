@@ -10,8 +10,11 @@ hanging on the network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,16 +36,44 @@ class Embedder(Protocol):
     @property
     def dimension(self) -> int: ...
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One unit-length vector per text, in order."""
+    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> list[list[float]]:
+        """One unit-length vector per text, in order. ``urgent``: a query waits on it (RPC), so it
+        must not queue behind ingestion batches."""
         ...
 
 
+def _lower_thread_priority(nice: int) -> None:
+    """Executor initializer: background work yields the CPU to query embeddings.
+
+    Linux niceness is per thread; torch's intra-op (OpenMP) workers are created by the
+    thread that first computes and inherit its niceness, so a whole ingestion encode runs
+    at the lower priority while query encodes keep the default.
+    """
+    if nice > 0:
+        # Not permitted here: run at normal priority rather than not at all.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model loaded from a local directory, encoding in a worker thread."""
+    """A sentence-transformers model loaded from a local directory, encoding off the event loop in two lanes.
+
+    * ingestion batches: one at a time in one worker thread (two batches encoding at once only
+      split the same cores between two thread pools and finish both later), at lower CPU
+      priority (``background_nice``);
+    * query embeddings (``urgent``): their own worker thread at normal priority, so they never
+      wait for a batch to finish and win the CPU while one runs.
+    """
 
     def __init__(
-        self, model_path: Path, *, model_id: str, dimension: int, batch_size: int = 32, device: str = "cpu"
+        self,
+        model_path: Path,
+        *,
+        model_id: str,
+        dimension: int,
+        batch_size: int = 32,
+        device: str = "cpu",
+        background_nice: int = 0,
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -53,6 +84,13 @@ class SentenceTransformerEmbedder:
         self._model_id = model_id
         self._dimension = dimension
         self._batch_size = batch_size
+        self._background = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="encode-batch",
+            initializer=_lower_thread_priority,
+            initargs=(background_nice,),
+        )
+        self._urgent = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-query")
 
     @property
     def model_id(self) -> str:
@@ -73,9 +111,10 @@ class SentenceTransformerEmbedder:
         result: list[list[float]] = vectors.tolist()
         return result
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> list[list[float]]:
         # torch releases the GIL while it computes: the event loop keeps serving RPCs and probes.
-        return await asyncio.to_thread(self.embed_sync, texts)
+        lane = self._urgent if urgent else self._background
+        return await asyncio.get_running_loop().run_in_executor(lane, self.embed_sync, texts)
 
 
 def make_embedder(settings: EmbedderSettings) -> Embedder:
@@ -94,4 +133,5 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
                 dimension=MINILM_DIMENSION,
                 batch_size=settings.encode_batch_size,
                 device=settings.model_device,
+                background_nice=settings.ingest_encode_nice,
             )

@@ -20,6 +20,13 @@ class EmbedderSettings(ServiceSettings):
     embedder_backend: Literal["sentence-transformers"] = "sentence-transformers"
     model_device: str = "cpu"
     encode_batch_size: int = Field(default=32, ge=1, le=512)
+    ingest_encode_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="niceness of the thread encoding ingestion batches: query-embedding RPCs (normal priority) "
+        "win the CPU while a backlog is embedded (bench/ingest: RPC p95 within 2x of idle); 0 = off",
+    )
     torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads; None keeps torch's default"
     )
