@@ -26,7 +26,10 @@ class ChunkerSettings(ServiceSettings):
     chunk_min_chars: int = Field(
         default=200, ge=0, description="a title does not start a new chunk while the current one is shorter"
     )
-    embedding_batch_size: int = Field(default=32, ge=1, le=256)
+    # Chunks per embedding.requested.v1. The embedder sorts one message's texts by length before
+    # batching them through the model, so bigger messages waste less on padding (measured on the
+    # shared PDFs: 1.48x the real tokens computed at 32, 1.22x at 128) and mean fewer messages.
+    embedding_batch_size: int = Field(default=128, ge=1, le=256)
     # Indirect-injection scan of every chunk by guardrails ("off" only for tests of chunking alone).
     chunk_scan: Literal["rpc", "off"] = "rpc"
     chunk_scan_timeout_seconds: float = Field(default=10.0, gt=0)

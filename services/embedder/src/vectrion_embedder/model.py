@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from vectrion_embedder.coalescing import CoalescingLane
 from vectrion_embedder.settings import EmbedderSettings
 
 # Written (not read) before sentence-transformers / huggingface_hub are imported:
@@ -58,8 +59,9 @@ def _lower_thread_priority(nice: int) -> None:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory, encoding off the event loop in two lanes.
 
-    * ingestion batches: one at a time in one worker thread (two batches encoding at once only
-      split the same cores between two thread pools and finish both later), at lower CPU
+    * ingestion batches: one encode at a time in one worker thread (two encoding at once only
+      split the same cores between two thread pools and finish both later), merging the
+      messages that queued meanwhile (:mod:`vectrion_embedder.coalescing`), at lower CPU
       priority (``background_nice``);
     * query embeddings (``urgent``): their own worker thread at normal priority, so they never
       wait for a batch to finish and win the CPU while one runs.
@@ -74,6 +76,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         device: str = "cpu",
         background_nice: int = 0,
+        coalesce_max_texts: int = 512,
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -90,6 +93,7 @@ class SentenceTransformerEmbedder:
             initializer=_lower_thread_priority,
             initargs=(background_nice,),
         )
+        self._batches = CoalescingLane(self.embed_sync, self._background, coalesce_max_texts)
         self._urgent = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-query")
 
     @property
@@ -113,8 +117,9 @@ class SentenceTransformerEmbedder:
 
     async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> list[list[float]]:
         # torch releases the GIL while it computes: the event loop keeps serving RPCs and probes.
-        lane = self._urgent if urgent else self._background
-        return await asyncio.get_running_loop().run_in_executor(lane, self.embed_sync, texts)
+        if urgent:
+            return await asyncio.get_running_loop().run_in_executor(self._urgent, self.embed_sync, texts)
+        return await self._batches.embed(texts)
 
 
 def make_embedder(settings: EmbedderSettings) -> Embedder:
@@ -134,4 +139,5 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
                 batch_size=settings.encode_batch_size,
                 device=settings.model_device,
                 background_nice=settings.ingest_encode_nice,
+                coalesce_max_texts=settings.coalesce_max_texts,
             )

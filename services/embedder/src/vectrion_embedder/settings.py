@@ -12,14 +12,18 @@ from vectrion_common.settings import ServiceSettings
 class EmbedderSettings(ServiceSettings):
     service_name: ClassVar[str] = "embedder"
 
-    # A batch message takes about a second of CPU: keep the in-flight window small so
-    # other replicas can take the backlog. Query RPCs use their own channel (rpc_prefetch).
-    broker_prefetch: int = 2
+    # Messages waiting while one encodes are merged into the next encode (less padding, see
+    # coalescing.py), so the window holds a few; small enough that other replicas still take
+    # the backlog. Query RPCs use their own channel (rpc_prefetch).
+    broker_prefetch: int = 4
     rpc_prefetch: int = 16
 
     embedder_backend: Literal["sentence-transformers"] = "sentence-transformers"
     model_device: str = "cpu"
     encode_batch_size: int = Field(default=32, ge=1, le=512)
+    coalesce_max_texts: int = Field(
+        default=512, ge=1, description="most texts of queued ingestion messages merged into one encode call"
+    )
     ingest_encode_nice: int = Field(
         default=5,
         ge=0,
