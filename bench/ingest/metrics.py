@@ -15,14 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 HANDLED = "faststream_received_processed_messages_duration_seconds_sum"
 
-# (service, sample name, substring of its labels) -> stage. FastStream labels the queue handler=<queue>.
+# (service, sample name, substring of its labels) -> stage. FastStream labels a consumed message
+# handler=<exchange>.<routing key>, an RPC handler=default.<queue>.
 STAGES: list[tuple[str, str, str, str]] = [
     ("chunker", "vectrion_chunker_extract_seconds_sum", "", "chunker_extract_s"),
-    ("chunker", HANDLED, "chunker.document.uploaded.v1", "chunker_handler_s"),
+    ("chunker", HANDLED, "document.uploaded.v1", "chunker_handler_s"),
     ("guardrails", HANDLED, "rpc.guardrails_scan", "guardrails_chunk_scan_s"),
-    ("embedder", "vectrion_embedder_encode_seconds_sum", "kind=batch", "embedder_encode_s"),
-    ("embedder", HANDLED, "embedder.embedding.requested.v1", "embedder_handler_s"),
-    ("query", HANDLED, "query.chunks.embedded.v1", "query_index_s"),
+    ("embedder", "vectrion_embedder_ingest_encode_call_seconds_sum", "", "embedder_encode_s"),
+    ("embedder", HANDLED, "embedding.requested.v1", "embedder_handler_s"),
+    ("query", HANDLED, "chunks.embedded.v1", "query_index_s"),
 ]
 
 

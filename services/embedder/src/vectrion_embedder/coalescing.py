@@ -13,10 +13,24 @@ bad message cannot fail the others.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
+from prometheus_client import Histogram
+
 Vectors = list[list[float]]
+
+CALL_SECONDS = Histogram(
+    "vectrion_embedder_ingest_encode_call_seconds",
+    "Model time of one (coalesced) ingestion encode call",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40),
+)
+CALL_TEXTS = Histogram(
+    "vectrion_embedder_ingest_encode_call_texts",
+    "Texts in one (coalesced) ingestion encode call",
+    buckets=(8, 32, 64, 128, 256, 384, 512, 1024),
+)
 
 
 class CoalescingLane:
@@ -47,7 +61,11 @@ class CoalescingLane:
         return taken
 
     async def _run(self, texts: list[str]) -> Vectors:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._encode, texts)
+        started = time.perf_counter()
+        vectors = await asyncio.get_running_loop().run_in_executor(self._executor, self._encode, texts)
+        CALL_SECONDS.observe(time.perf_counter() - started)
+        CALL_TEXTS.observe(len(texts))
+        return vectors
 
     async def _drain(self) -> None:
         while taken := self._take():

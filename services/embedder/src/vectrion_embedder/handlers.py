@@ -34,7 +34,7 @@ log = get_logger(__name__)
 
 ENCODE_SECONDS = Histogram(
     "vectrion_embedder_encode_seconds",
-    "Time to encode one batch or RPC",
+    "Time from asking the model to having the vectors, per batch message or RPC (includes waiting for the model)",
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
