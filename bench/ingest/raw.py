@@ -13,7 +13,8 @@ from typing import Any
 
 from bench.ingest.corpus import Pdf
 from vectrion_chunker.chunking import ChunkingRules
-from vectrion_chunker.pipeline import chunk_pdf
+from vectrion_chunker.extraction import PDF
+from vectrion_chunker.pipeline import chunk_document
 from vectrion_chunker.settings import ChunkerSettings
 from vectrion_embedder.model import SentenceTransformerEmbedder, make_embedder
 from vectrion_embedder.settings import EmbedderSettings
@@ -27,7 +28,7 @@ def run_raw(pdfs: list[Pdf], warmup: Pdf) -> dict[str, Any]:
     embedder_settings = EmbedderSettings()
     embedder = make_embedder(embedder_settings)
     assert isinstance(embedder, SentenceTransformerEmbedder)
-    warm = chunk_pdf(warmup.path.read_bytes(), rules)
+    warm = chunk_document(warmup.path.read_bytes(), PDF, rules)
     embedder.embed_sync([c.text for c in warm.chunks])
 
     texts: list[str] = []
@@ -35,7 +36,7 @@ def run_raw(pdfs: list[Pdf], warmup: Pdf) -> dict[str, Any]:
     extract_s = 0.0
     started = time.perf_counter()
     for pdf in pdfs:
-        document = chunk_pdf(pdf.path.read_bytes(), rules)
+        document = chunk_document(pdf.path.read_bytes(), PDF, rules)
         texts += [c.text for c in document.chunks]
         pages += document.pages
         extract_s += document.extract_seconds
