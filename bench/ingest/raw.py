@@ -57,10 +57,15 @@ def run_raw(pdfs: list[Pdf], warmup: Pdf) -> dict[str, Any]:
         "chunks_per_s": round(len(texts) / total, 2),
         "extract_pages_per_s": round(pages / (chunked - started), 2),
         "encode_chunks_per_s": round(len(texts) / (done - chunked), 2),
-        "settings": {
+        "settings": {  # the same classes and environment the services read
             "chunk_max_chars": rules.max_chars,
             "chunk_overlap_chars": rules.overlap_chars,
+            "chunker_embedding_batch_size": chunker.embedding_batch_size,
+            "chunker_prefetch": chunker.broker_prefetch,
             "encode_batch_size": embedder_settings.encode_batch_size,
+            "embedder_prefetch": embedder_settings.broker_prefetch,
+            "ingest_encode_nice": embedder_settings.ingest_encode_nice,
+            "coalesce_max_texts": embedder_settings.coalesce_max_texts,
             "torch_threads": embedder_settings.torch_threads,
         },
     }
