@@ -69,6 +69,7 @@ def stack_phase(pdfs: list[Pdf], args: argparse.Namespace) -> dict[str, Any]:
                 with admin_client(stack) as admin, fresh_tenant_client(stack, admin, f"run{index + 1}") as client:
                     probe = EmbedRpcProbe(namespace, interval=args.probe_interval) if probed else None
                     before = scrape(stack.ports)
+                    cpu_before = sampler.cpu()
                     sampler.reset_window()
                     loadavg = _loadavg()
                     if probe:
@@ -76,6 +77,7 @@ def stack_phase(pdfs: list[Pdf], args: argparse.Namespace) -> dict[str, Any]:
                     run = ingest_all(client, pdfs)
                     rpc = probe.stop() if probe else None
                     after = scrape(stack.ports)
+                    cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in sampler.cpu().items()}
                     time.sleep(2)
                     summary = run.summary()
                     stages = stage_seconds(before, after)
@@ -84,6 +86,10 @@ def stack_phase(pdfs: list[Pdf], args: argparse.Namespace) -> dict[str, Any]:
                             "run": index + 1,
                             "loadavg_start": loadavg,
                             **summary,
+                            # CPU seconds per service process during the run: where the machine's time went
+                            "cpu_s": cpu,
+                            "cpu_share_of_two_cores": {k: round(v / (2 * run.seconds), 2) for k, v in cpu.items()},
+                            # wall time of handled messages (overlapping when a service handles several at once)
                             "stage_busy_s": stages,
                             "stage_busy_fraction": {k: round(v / run.seconds, 2) for k, v in stages.items()},
                             "peak_rss_mb": sampler.window(),
@@ -91,7 +97,7 @@ def stack_phase(pdfs: list[Pdf], args: argparse.Namespace) -> dict[str, Any]:
                             "embed_rpc_during_ingestion": rpc,
                         }
                     )
-                    print(json.dumps({"run": index + 1, **summary, "stage_busy_s": stages}), flush=True)
+                    print(json.dumps({"run": index + 1, **summary, "cpu_s": cpu, "stage_busy_s": stages}), flush=True)
             result["runs"] = runs
             result["peak_rss_mb"] = dict(sorted(sampler.overall_peak.items()))
         except BaseException:

@@ -1,4 +1,4 @@
-"""Resident memory of each service process of a running stack, sampled from /proc.
+"""Resident memory and CPU time of each service process of a running stack, from /proc.
 
 honcho starts one uvicorn per service (``exec``, so the uvicorn is honcho's
 child); a service's RSS is its process plus any descendants it spawned.
@@ -6,6 +6,7 @@ child); a service's RSS is its process plus any descendants it spawned.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -47,6 +48,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the comm: state is field 3 of stat, so utime (14) and stime (15) are at 11 and 12 here
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def service_pids(root_pid: int) -> dict[str, list[int]]:
     """``{service: [its uvicorn pid and descendants]}`` under the stack's process group leader."""
     tree = _children()
@@ -77,6 +88,13 @@ class RssSampler:
     def current(self) -> dict[str, float]:
         return {
             service: round(sum(rss_mb(pid) for pid in pids), 1)
+            for service, pids in sorted(service_pids(self.root_pid).items())
+        }
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds each service has used since it started (diff two calls for a run's share)."""
+        return {
+            service: round(sum(cpu_seconds(pid) for pid in pids), 2)
             for service, pids in sorted(service_pids(self.root_pid).items())
         }
 
