@@ -9,6 +9,8 @@ or none of it does.
 from __future__ import annotations
 
 import asyncio
+import functools
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
@@ -53,6 +55,8 @@ class UploadHandler:
     embedding_batch_size: int
     scanner: ChunkScanner | None = None
     ocr_max_pages: int = 0  # 0: no OCR
+    # Extraction threads (one per message in flight); lowered priority so query embeddings win the CPU.
+    extractors: Executor | None = None
 
     async def __call__(self, upload: DocumentUploadedV1) -> None:
         bind_context(document_id=str(upload.document_id), generation=upload.generation, event_id=str(upload.event_id))
@@ -76,8 +80,11 @@ class UploadHandler:
         reason = ""
         try:
             data = await self.blobs.get(upload.storage_key)
-            document = await asyncio.to_thread(
-                chunk_document, data, upload.content_type, self.rules, ocr_max_pages=self.ocr_max_pages
+            document = await asyncio.get_running_loop().run_in_executor(
+                self.extractors,
+                functools.partial(
+                    chunk_document, data, upload.content_type, self.rules, ocr_max_pages=self.ocr_max_pages
+                ),
             )
         except BlobNotFound:
             reason = f"the uploaded file is missing from storage (key {upload.storage_key})"

@@ -20,6 +20,7 @@ from vectrion_common.logs import configure_logging
 from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
 from vectrion_common.storage import make_blob_store
+from vectrion_common.threads import background_executor
 from vectrion_common.web import create_service_app
 
 
@@ -32,6 +33,7 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = ServiceRuntime(app, settings, consumer=CONSUMER, outbox=outbox)
         blobs = make_blob_store(settings.storage)
+        extractors = background_executor("extract", nice=settings.extract_nice, max_workers=settings.broker_prefetch)
         handler = UploadHandler(
             sessions=runtime.sessions,
             blobs=blobs,
@@ -43,14 +45,18 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
             ),
             embedding_batch_size=settings.embedding_batch_size,
             ocr_max_pages=ocr_max_pages,
+            extractors=extractors,
             scanner=make_chunk_scanner(settings, runtime.broker, runtime.topology),
         )
         runtime.subscribe(DocumentUploadedV1, handler)
         runtime.subscribe(DocumentDeletionRequestedV1, ChunkRemover(runtime.sessions, runtime.relay))
         app.state.readiness_checks["storage"] = blobs.ping
         app.state.sessions = runtime.sessions
-        async with runtime.running():
-            yield
+        try:
+            async with runtime.running():
+                yield
+        finally:
+            extractors.shutdown(wait=False, cancel_futures=True)
 
     app = create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)
     app.state.internal_token_secret = settings.require_secret("internal_token_secret").get_secret_value()

@@ -20,6 +20,13 @@ class ChunkerSettings(ServiceSettings):
 
     # Extraction is CPU-bound and one message is a whole document: take few at a time.
     broker_prefetch: int = 2
+    extract_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="niceness of the extraction threads: query embeddings (normal priority) win the CPU during "
+        "an ingestion backlog; 0 keeps the default priority",
+    )
 
     chunk_max_chars: int = Field(default=1000, ge=100)
     chunk_overlap_chars: int = Field(default=150, ge=0)

@@ -10,14 +10,13 @@ hanging on the network.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from vectrion_common.threads import background_executor
 from vectrion_embedder.coalescing import CoalescingLane
 from vectrion_embedder.settings import EmbedderSettings
 
@@ -41,19 +40,6 @@ class Embedder(Protocol):
         """One unit-length vector per text, in order. ``urgent``: a query waits on it (RPC), so it
         must not queue behind ingestion batches."""
         ...
-
-
-def _lower_thread_priority(nice: int) -> None:
-    """Executor initializer: background work yields the CPU to query embeddings.
-
-    Linux niceness is per thread; torch's intra-op (OpenMP) workers are created by the
-    thread that first computes and inherit its niceness, so a whole ingestion encode runs
-    at the lower priority while query encodes keep the default.
-    """
-    if nice > 0:
-        # Not permitted here: run at normal priority rather than not at all.
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class SentenceTransformerEmbedder:
@@ -87,12 +73,7 @@ class SentenceTransformerEmbedder:
         self._model_id = model_id
         self._dimension = dimension
         self._batch_size = batch_size
-        self._background = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix="encode-batch",
-            initializer=_lower_thread_priority,
-            initargs=(background_nice,),
-        )
+        self._background = background_executor("encode-batch", nice=background_nice)
         self._batches = CoalescingLane(self.embed_sync, self._background, coalesce_max_texts)
         self._urgent = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-query")
 
