@@ -41,11 +41,9 @@ import pypdf
 from pypdf.errors import PyPdfError
 
 from vectrion_common.logs import get_logger
+from vectrion_common.offline import go_offline
 
-# Set before unstructured / huggingface_hub are imported: no network, no telemetry.
-OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", "UNSTRUCTURED_DISABLE_NOTICE": "1"}
-for _name, _value in OFFLINE_ENVIRONMENT.items():
-    os.environ.setdefault(_name, _value)
+go_offline()  # before unstructured / huggingface_hub are imported: no network, no telemetry
 
 
 PDF = "application/pdf"

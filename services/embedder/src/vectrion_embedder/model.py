@@ -10,20 +10,19 @@ hanging on the network.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from vectrion_common.offline import go_offline
 from vectrion_common.threads import background_executor
 from vectrion_embedder.coalescing import CoalescingLane
 from vectrion_embedder.settings import EmbedderSettings
 
-# Written (not read) before sentence-transformers / huggingface_hub are imported:
-# the model ships in a package, so the hub must never be contacted.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+# Before sentence-transformers / huggingface_hub are imported: the model ships in a package,
+# so the hub must never be contacted.
+go_offline()
 
 MINILM_MODEL_ID = "all-MiniLM-L6-v2"
 MINILM_DIMENSION = 384

@@ -107,11 +107,15 @@ class DeletionSaga:
             if document.status != DocumentStatus.DELETING.value:
                 log.info("deletion.confirmation_ignored", status=document.status, **ids)
                 return
-            column = CONFIRMATION_COLUMNS[event.stage]
-            await repository.update(document.id, **{column: sa.func.now()})
-            done = await repository.lock(event.document_id)
+            await repository.update(document.id, **{CONFIRMATION_COLUMNS[event.stage]: sa.func.now()})
+            # This stage has just confirmed: the saga is done if every other stage already had.
+            finished = all(
+                getattr(document, column) is not None
+                for stage, column in CONFIRMATION_COLUMNS.items()
+                if stage != event.stage
+            )
         log.info("deletion.confirmed", removed=event.removed, **ids)
-        if done is not None and both_confirmed(done):
+        if finished:
             await self.finish(event.document_id)
 
     async def finish(self, document_id: uuid.UUID) -> bool:
