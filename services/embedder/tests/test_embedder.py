@@ -27,7 +27,7 @@ from vectrion_common.messaging.topology import Topology
 from vectrion_embedder.batching import BatchingEmbedder
 from vectrion_embedder.handlers import RPC_NAME
 from vectrion_embedder.main import create_app
-from vectrion_embedder.model import Embedder, make_embedder
+from vectrion_embedder.model import Embedder, SentenceTransformerEmbedder, make_embedder, token_length_batches
 from vectrion_embedder.settings import EmbedderSettings
 
 
@@ -187,3 +187,25 @@ async def test_query_embedding_is_answered_while_an_ingestion_batch_is_still_enc
     vector = await asyncio.wait_for(embedder.embed(["what is a quorum queue"], urgent=True), 10)
     assert len(vector) == 1 and not batch.done()
     assert len(await batch) == 256
+
+
+def test_token_length_batches_group_similar_lengths_and_cover_every_text_once() -> None:
+    lengths = [5, 200, 7, 180, 6, 190, 100]
+    batches = token_length_batches(lengths, 3)
+    assert batches == [[1, 5, 3], [6, 2, 4], [0]]
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+
+
+def test_texts_batched_by_token_length_come_back_in_order_with_their_own_vectors(embedder: Embedder) -> None:
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    # Short prose and long lines of figures interleaved, more than one batch: the batches are
+    # regrouped by token length, the vectors must still come back in the caller's order.
+    texts = [
+        f"Note {i} on {topic}." if i % 2 else " ".join(f"{i * 7919 + j:,}.{j:02d}" for j in range(40))
+        for i, topic in enumerate(["tax", "sleep", "rust", "bees", "tides"] * 15)
+    ]
+    together = embedder.embed_sync(texts)
+    one_by_one = [embedder.embed_sync([text])[0] for text in texts]
+    assert len(together) == len(texts) > 32
+    for own, reference in zip(together, one_by_one, strict=True):
+        assert _cosine(own, reference) > 0.9999

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from vectrion_common.offline import go_offline
 from vectrion_common.threads import background_executor
 from vectrion_embedder.coalescing import CoalescingLane
@@ -39,6 +41,19 @@ class Embedder(Protocol):
         """One unit-length vector per text, in order. ``urgent``: a query waits on it (RPC), so it
         must not queue behind ingestion batches."""
         ...
+
+
+def token_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices of texts grouped into batches of at most ``batch_size``, longest token counts first.
+
+    A batch is padded to its longest text, so texts of similar token length belong together.
+    sentence-transformers groups by *character* length, and characters are a poor proxy for
+    tokens (a line of figures is several times the tokens of prose of the same width): on the
+    ingestion benchmark's chunks its batches held 1.5x the real tokens as padding, which the
+    model computes all the same. Grouping by token length first leaves ~1%.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 class SentenceTransformerEmbedder:
@@ -69,6 +84,8 @@ class SentenceTransformerEmbedder:
         actual = self._model.get_embedding_dimension()
         if actual != dimension:
             raise ValueError(f"model at {model_path} has dimension {actual}, expected {dimension}")
+        self._tokenizer: Any = self._model.tokenizer
+        self._max_tokens: int = self._model.max_seq_length or 512
         self._model_id = model_id
         self._dimension = dimension
         self._batch_size = batch_size
@@ -85,15 +102,27 @@ class SentenceTransformerEmbedder:
         return self._dimension
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self._model.encode(
-            list(texts),
+        """Encode in batches of texts of similar token length (see :func:`token_length_batches`)."""
+        texts = list(texts)
+        if len(texts) <= self._batch_size:
+            vectors = self._encode(texts)
+        else:
+            tokens = self._tokenizer(texts, truncation=True, max_length=self._max_tokens)["input_ids"]
+            vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
+            for batch in token_length_batches([len(ids) for ids in tokens], self._batch_size):
+                vectors[batch] = self._encode([texts[i] for i in batch])
+        result: list[list[float]] = vectors.tolist()
+        return result
+
+    def _encode(self, texts: list[str]) -> np.ndarray[Any, Any]:
+        vectors: np.ndarray[Any, Any] = self._model.encode(
+            texts,
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        result: list[list[float]] = vectors.tolist()
-        return result
+        return vectors
 
     async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> list[list[float]]:
         # torch releases the GIL while it computes: the event loop keeps serving RPCs and probes.
