@@ -44,3 +44,37 @@ def test_a_page_pdfminer_reads_as_empty_falls_back_to_pypdf_text() -> None:
 def test_an_image_only_page_stays_without_text() -> None:
     extraction = extract_pdf((SHARED_DATA / "pdfs" / "docling_ocr_test.pdf").read_bytes())
     assert extraction.elements == [] and extraction.pages_without_text == 1
+
+
+def test_spacy_over_whole_pages_classifies_every_element_as_one_box_at_a_time_does() -> None:
+    import unstructured.nlp.tokenize as tokenize
+    import unstructured.partition.pdf as unstructured_pdf
+
+    data = (PDFS / "pdfjs_tracemonkey.pdf").read_bytes()
+    extract_pdf(data)  # installs the page batching, loads the model
+
+    def caches_cleared() -> None:
+        for cached in (tokenize._process_cached, tokenize._tokenize_for_cache, tokenize.pos_tag):
+            cached.cache_clear()
+
+    single_calls: list[str] = []
+    run_pipeline = tokenize._run_pipeline
+    tokenize._run_pipeline = lambda text: single_calls.append(text) or run_pipeline(text)
+    patched = (tokenize._process, unstructured_pdf._pdfminer_page_elements)
+    try:
+        caches_cleared()
+        batched = extract_pdf(data)
+        batched_single_calls = len(single_calls)
+        caches_cleared()
+        tokenize._process = tokenize._process.__wrapped__  # type: ignore[attr-defined]
+        unstructured_pdf._pdfminer_page_elements = unstructured_pdf._pdfminer_page_elements.__wrapped__  # type: ignore[attr-defined]
+        one_at_a_time = extract_pdf(data)
+    finally:
+        tokenize._process, unstructured_pdf._pdfminer_page_elements = patched
+        tokenize._run_pipeline = run_pipeline
+        caches_cleared()
+    assert {"Title", "NarrativeText"} <= {e.category for e in batched.elements}
+    assert batched.elements == one_at_a_time.elements
+    # (nearly) every text was ready from its page's batch (a text unstructured rewords before
+    # it asks spaCy: those still go one at a time); one at a time, each text is its own call
+    assert batched_single_calls * 10 < len(single_calls) - batched_single_calls

