@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,10 +46,32 @@ def _stemmer() -> Any:
         return None
 
 
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+def import_bm25s() -> Any:
+    """``import bm25s`` without numba.
 
-    return frozenset(STOPWORDS_EN)
+    bm25s imports numba (and LLVM with it) whenever numba is installed, for retrieval backends
+    this module never calls (it only indexes and asks ``get_scores``, plain numpy/scipy). numba
+    is installed beside us for unstructured (the chunker's), and importing it cost the query
+    service ~115 MB of RSS. Unless something in this process already imported numba, bm25s is
+    imported with numba hidden (bm25s catches the ImportError: ``NUMBA_AVAILABLE`` False), and
+    numba stays importable for anyone else afterwards.
+    """
+    if "bm25s" in sys.modules or "numba" in sys.modules:
+        import bm25s
+
+        return bm25s
+    sys.modules["numba"] = None  # type: ignore[assignment]  # makes `import numba` raise ImportError
+    try:
+        import bm25s
+    finally:
+        del sys.modules["numba"]
+        for name in [m for m in sys.modules if m.startswith("numba.")]:
+            del sys.modules[name]
+    return bm25s
+
+
+def _stopwords() -> frozenset[str]:
+    return frozenset(import_bm25s().stopwords.STOPWORDS_EN)
 
 
 class Analyzer:
@@ -74,8 +97,7 @@ class _TenantIndex:
 
 
 def _build(analyzer: Analyzer, rows: Sequence[Any]) -> _TenantIndex:
-    import bm25s
-
+    bm25s = import_bm25s()
     chunk_ids = [r.chunk_id for r in rows]
     shared = np.array([r.visibility == TENANT_VISIBILITY for r in rows], dtype=bool)
     owners = np.array([str(r.owner_id) for r in rows], dtype=object)
