@@ -63,6 +63,33 @@ def wait_settled(client: httpx.Client, ids: set[str], timeout: float) -> dict[st
         time.sleep(POLL_SECONDS)
 
 
+def delete_all(client: httpx.Client, ids: set[str], timeout: float = 300) -> float:
+    """DELETE every document (the deletion saga) and wait until each is ``deleted``; seconds taken.
+
+    A 503 ``deletion-pending`` (query did not confirm in time) is retried after its Retry-After."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    pending = set(ids)
+    while pending:
+        for document_id in sorted(pending):
+            response = client.delete(f"/v1/documents/{document_id}")
+            if response.status_code in (200, 202):
+                pending.discard(document_id)
+            elif response.status_code != 503:
+                response.raise_for_status()
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"deletion not accepted after {timeout}s: {len(pending)} documents")
+            time.sleep(1)
+    while True:
+        listed = client.get("/v1/documents", params={"limit": 500}).json()["items"]
+        if all(d["status"] == "deleted" for d in listed if d["id"] in ids):
+            return time.perf_counter() - started
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not deleted after {timeout}s")
+        time.sleep(POLL_SECONDS)
+
+
 @dataclass(frozen=True, slots=True)
 class IngestionRun:
     seconds: float  # first upload sent -> every document seen settled (client clock)
