@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -27,56 +27,30 @@ Admin = Annotated[DeadLetterAdmin, Depends(dead_letter_admin)]
 QueueFilter = Annotated[str | None, Query(description="one DLQ; default: every consumer's")]
 
 
-class DeadLetterOut(BaseModel):
-    message_id: str
-    queue: str
-    work_queue: str
-    consumer: str | None
-    event_type: str | None
-    error: str | None
-    error_type: str | None
-    permanent: bool | None
-    attempts: int | None
-    failed_at: str | None
-    document_id: str | None
-    tenant_id: str | None
-    generation: int | None
-    headers: dict[str, Any] | None = None
-    body: Any = None
-
-
 class DeadLetterList(BaseModel):
-    items: list[DeadLetterOut]
-
-
-def _out(letter: DeadLetter, *, full: bool) -> DeadLetterOut:
-    out = DeadLetterOut.model_validate(letter, from_attributes=True)
-    return out if full else out.model_copy(update={"headers": None, "body": None})
+    items: list[DeadLetter]
 
 
 @router.get("")
 async def list_dead_letters(admin: Admin, queue: QueueFilter = None) -> DeadLetterList:
-    return DeadLetterList(items=[_out(letter, full=False) for letter in await admin.list_all(queue)])
+    return DeadLetterList(items=[letter.summary() for letter in await admin.list_all(queue)])
 
 
 @router.get("/{message_id}")
 async def inspect_dead_letter(admin: Admin, message_id: str, queue: QueueFilter = None) -> DeadLetterList:
     """The message with its headers and body (one per DLQ holding it)."""
-    return DeadLetterList(items=[_out(letter, full=True) for letter in await admin.inspect(message_id, queue)])
+    return DeadLetterList(items=await admin.inspect(message_id, queue))
 
 
 @router.post("/{message_id}/replay")
 async def replay_dead_letter(admin: Admin, message_id: str, queue: QueueFilter = None) -> DeadLetterList:
     """Send the message back to the consumer it failed in, with a fresh attempt count."""
-    return DeadLetterList(items=[_out(letter, full=False) for letter in await admin.replay(message_id, queue)])
+    return DeadLetterList(items=[letter.summary() for letter in await admin.replay(message_id, queue)])
 
 
 @router.delete("/{message_id}")
 async def purge_dead_letter(admin: Admin, message_id: str, queue: QueueFilter = None) -> DeadLetterList:
-    return DeadLetterList(items=[_out(letter, full=False) for letter in await admin.purge(message_id, queue)])
-
-
-
+    return DeadLetterList(items=[letter.summary() for letter in await admin.purge(message_id, queue)])
 
 
 reconcile_router = APIRouter(prefix="/v1/admin", tags=["admin"])

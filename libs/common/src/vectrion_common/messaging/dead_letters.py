@@ -15,7 +15,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -35,9 +35,17 @@ from vectrion_common.messaging.retry import (
 from vectrion_common.messaging.topology import Topology, work_queue_of
 
 REPLAYS_HEADER = "x-vectrion-replays"
-_DROPPED_ON_REPLAY = (ERROR_HEADER, ERROR_TYPE_HEADER, PERMANENT_HEADER, FAILED_AT_HEADER, "x-death",
-                      "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
-                      "x-delivery-count")
+_DROPPED_ON_REPLAY = (
+    ERROR_HEADER,
+    ERROR_TYPE_HEADER,
+    PERMANENT_HEADER,
+    FAILED_AT_HEADER,
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-delivery-count",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +63,12 @@ class DeadLetter:
     document_id: str | None
     tenant_id: str | None
     generation: int | None
-    headers: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] | None = None  # None in summaries (listing), see :meth:`summary`
     body: Any = None
+
+    def summary(self) -> DeadLetter:
+        """Without headers and body: what a listing shows."""
+        return replace(self, headers=None, body=None)
 
 
 Action = Callable[[AbstractIncomingMessage, DeadLetter], Awaitable[None]]
