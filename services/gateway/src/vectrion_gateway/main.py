@@ -29,7 +29,7 @@ from vectrion_gateway.principal_cache import PrincipalCache
 from vectrion_gateway.quotas import QuotaService
 from vectrion_gateway.ratelimit import RateLimiter
 from vectrion_gateway.redis_store import Keys, make_redis
-from vectrion_gateway.reservation_sweeper import ReservationSweeper
+from vectrion_gateway.reservation_sweeper import reservation_sweeper
 from vectrion_gateway.sessions import SessionStore
 from vectrion_gateway.settings import GatewaySettings
 from vectrion_gateway.throttle import LoginThrottle
@@ -87,8 +87,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 identity_signer=IdentitySigner(internal_token_secret, settings.internal_token_ttl_seconds),
             )
             app.state.readiness_checks["db"] = partial(ping, engine)
-            sweeper = ReservationSweeper(
-                sessions, timedelta(minutes=settings.reservation_expiry_minutes),
+            sweeper = reservation_sweeper(
+                sessions,
+                timedelta(minutes=settings.reservation_expiry_minutes),
                 settings.reservation_sweep_interval_seconds,
             )
             async with AsyncExitStack() as background:

@@ -17,14 +17,13 @@ the expiry, e.g. a very long stream), it replaces the worst case as usual.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
+from vectrion_common.periodic import Periodic
 from vectrion_gateway.ledger import UsageRepository
 
 log = get_logger(__name__)
@@ -39,28 +38,10 @@ async def expire_open_reservations(sessions: async_sessionmaker[AsyncSession], o
     return expired
 
 
-class ReservationSweeper:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], older_than: timedelta, interval_seconds: float
-    ) -> None:
-        self._sessions = sessions
-        self._older_than = older_than
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+def reservation_sweeper(
+    sessions: async_sessionmaker[AsyncSession], older_than: timedelta, interval_seconds: float
+) -> Periodic:
+    async def expire_reservations() -> int:
+        return await expire_open_reservations(sessions, older_than)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="reservation-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await expire_open_reservations(self._sessions, self._older_than)
-            except Exception as exc:  # the database may be away for a while: try again next round
-                log.warning("quota.sweep_failed", error=type(exc).__name__)
-            await asyncio.sleep(self._interval)
+    return Periodic("reservation-sweeper", interval_seconds, [expire_reservations], first_round_at_once=True)

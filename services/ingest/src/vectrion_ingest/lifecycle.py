@@ -9,9 +9,7 @@ query service's generation cleanup).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -83,40 +81,13 @@ class StuckDocumentSweeper:
         sessions: async_sessionmaker[AsyncSession],
         *,
         stuck_after_seconds: float,
-        interval_seconds: float,
         max_attempts: int,
         on_commit: Callable[[], None] = lambda: None,
-        also: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self._sessions = sessions
         self._stuck_after = stuck_after_seconds
-        self._interval = interval_seconds
         self._max_attempts = max_attempts
         self._on_commit = on_commit
-        # More housekeeping on the same schedule (stuck deletions, retention).
-        self._also = tuple(also)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stuck-document-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            for job in (self.sweep, *self._also):
-                try:
-                    await job()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # DB trouble: try again next round
-                    log.exception("sweeper.failed", job=getattr(job, "__name__", repr(job)))
 
     async def sweep(self) -> dict[str, int]:
         """One pass; answers how many documents were re-driven and failed."""

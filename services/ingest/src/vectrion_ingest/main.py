@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from vectrion_common.contracts import DocumentDeletionConfirmedV1
 from vectrion_common.logs import configure_logging
 from vectrion_common.messaging.dead_letters import DeadLetterStore
+from vectrion_common.periodic import Periodic
 from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
 from vectrion_common.storage import make_blob_store
@@ -52,12 +53,16 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         sweeper = StuckDocumentSweeper(
             runtime.sessions,
             stuck_after_seconds=settings.stuck_after_seconds,
-            interval_seconds=settings.sweep_interval_seconds,
             max_attempts=settings.max_pipeline_attempts,
             on_commit=runtime.wake_relay,
-            also=housekeeping(app.state.documents.deletion, settings),
         )
         app.state.sweeper = sweeper
+        # Stuck documents, then stuck deletions and retention, on one schedule.
+        sweeping = Periodic(
+            "stuck-document-sweeper",
+            settings.sweep_interval_seconds,
+            [sweeper.sweep, *housekeeping(app.state.documents.deletion, settings)],
+        )
         app.state.reconciler = Reconciler(
             runtime.sessions,
             blobs,
@@ -69,11 +74,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         )
         async with runtime.running():
             await dead_letter_store.start()
-            sweeper.start()
+            sweeping.start()
             try:
                 yield
             finally:
-                await sweeper.stop()
+                await sweeping.stop()
                 await dead_letter_store.close()
 
     app = create_service_app(
