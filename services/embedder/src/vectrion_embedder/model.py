@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vectrion_common.heap import release_freed_heap
 from vectrion_common.offline import go_offline
 from vectrion_common.threads import background_executor
 from vectrion_embedder.coalescing import CoalescingLane
@@ -111,6 +112,8 @@ class SentenceTransformerEmbedder:
             vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
             for batch in token_length_batches([len(ids) for ids in tokens], self._batch_size):
                 vectors[batch] = self._encode([texts[i] for i in batch])
+            del tokens
+            release_freed_heap(collect=False)  # an ingestion batch: its transient memory back to the OS
         result: list[list[float]] = vectors.tolist()
         return result
 

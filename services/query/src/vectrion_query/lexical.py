@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vectrion_common.heap import release_freed_heap
 from vectrion_common.logs import get_logger
 from vectrion_query import repository
 from vectrion_query.access import TENANT_VISIBILITY, AccessScope
-from vectrion_query.heap import release_freed_heap
 from vectrion_query.vector_store import SearchHit
 
 log = get_logger(__name__)

@@ -20,8 +20,8 @@ from typing import Protocol
 from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 
+from vectrion_common.heap import release_freed_heap
 from vectrion_query.access import TENANT_VISIBILITY, AccessScope
-from vectrion_query.heap import release_freed_heap
 from vectrion_query.scoped_vectors import ScopedVectors
 from vectrion_query.settings import QuerySettings
 
