@@ -67,6 +67,7 @@ class Peers:
     broker: RabbitBroker
     topology: Topology
     embed_calls: int = 0
+    embedded_texts: list[str] = field(default_factory=list)
     guardrail_checks: list[GuardrailCheckRequest] = field(default_factory=list)
     guardrails_delay: float = 0.0
     scanned: int = 0
@@ -98,6 +99,7 @@ async def running_peers(namespace: str) -> AsyncIterator[Peers]:
     @broker.subscriber(topology.rpc_queue("embed"))
     async def embed(request: EmbedRequest) -> dict[str, Any]:
         found.embed_calls += 1
+        found.embedded_texts += request.texts
         vectors = [fake_embedding(t) for t in request.texts]
         return EmbedResponse(model_id="fake-bow", dimension=DIMENSION, vectors=vectors).model_dump()
 

@@ -1,7 +1,12 @@
-"""Answering a question: input policy -> memory -> retrieve -> answer -> output policy -> record.
+"""Answering a question: memory -> input policy || retrieve -> answer -> output policy -> record.
 
-A blocked question is refused before anything is retrieved. Sessions are held
-only to read or write the database, never across RPC, vector search or the LLM.
+The input check runs concurrently with the lookup (embed, rank, fetch, scan of
+the retrieved chunks) unless an LLM would rewrite the question first. The lookup
+writes nothing (only the in-memory query-vector cache may keep its vector) and
+its result is used only once the check passed: a blocked question is refused
+with nothing of it and nothing is stored; a redacted one is looked up again with
+the redacted text. Sessions are held only to read or write the database, never
+across RPC, vector search or the LLM.
 One :class:`Deadline` (``request_deadline_seconds``) covers the whole request;
 the LLM gets what is left minus a reserve for the output check, so a slow
 provider turns into an extractive fallback answer in time, never a hung request.
@@ -14,6 +19,7 @@ or the policy redacted/blocked the rest).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -123,6 +129,30 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
+class _Lookup:
+    standalone: Standalone
+    retrieval: Retrieval
+    usable: list[RetrievedChunk]
+    quarantined: list[dict[str, Any]]
+    scan_ms: float
+    rewrite_ms: float
+
+
+async def _discard(lookup: asyncio.Task[_Lookup] | None) -> None:
+    """Let a lookup whose result will not be used end (not cancelled mid-query: the pooled
+    connection and the RPC channel stay clean), and drop its result or error."""
+    if lookup is None:
+        return
+    try:
+        await asyncio.shield(lookup)
+    except asyncio.CancelledError:
+        lookup.cancel()
+        raise
+    except Exception as exc:  # its error is not this request's answer
+        log.debug("query.lookup_discarded", error=type(exc).__name__)
+
+
+@dataclass(frozen=True, slots=True)
 class StreamDelta:
     text: str
 
@@ -170,10 +200,22 @@ class QuestionService:
             turns = [Turn(role, content) for role, content in recent]
         turns = turns[-self.memory_messages :] if self.memory_messages > 0 else []
 
+        # The input check runs while the question is embedded, ranked, fetched and its chunks scanned
+        # (when no LLM would see the question for a follow-up rewrite: an unchecked question never
+        # reaches a model). Nothing of that lookup is used, returned or stored unless the check passes;
+        # a blocked question waits for the lookup to end and then is refused with nothing of it.
+        lookup: asyncio.Task[_Lookup] | None = None
+        if self.rewriter.is_local(turns):
+            lookup = asyncio.create_task(self._lookup(question, turns, scope, identity, deadline))
         started = time.perf_counter()
-        verdict_in = await self.guardrails.check(question, "input", identity.tenant_id, asked_before)
+        try:
+            verdict_in = await self.guardrails.check(question, "input", identity.tenant_id, asked_before)
+        except BaseException:
+            await _discard(lookup)
+            raise
         guard_in_ms = _ms(started)
         if _blocks(verdict_in):
+            await _discard(lookup)
             log.info("query.input_blocked", categories=verdict_in.categories, rules=verdict_in.rule_ids)
             raise GuardrailBlocked(
                 "the question was refused by the input policy",
@@ -182,15 +224,12 @@ class QuestionService:
             )
         # A redacting input policy wins everywhere downstream: retrieval, answer and what we store.
         effective = verdict_in.redacted_text if verdict_in.action == "redact" and verdict_in.redacted_text else question
-
-        started = time.perf_counter()
-        standalone = await self.rewriter.standalone(effective, turns, deadline.remaining())
-        rewrite_ms = _ms(started)
-
-        retrieval = await self.retriever.retrieve(standalone.question, scope, self.top_k)
-        started = time.perf_counter()
-        usable, quarantined = await self._quarantine(retrieval.chunks, identity.tenant_id)
-        scan_ms = _ms(started)
+        if lookup is not None and effective != question:
+            await _discard(lookup)  # looked up with the unredacted text: look up again with the redacted one
+            lookup = None
+        found = await lookup if lookup is not None else await self._lookup(effective, turns, scope, identity, deadline)
+        standalone, retrieval, usable, quarantined = found.standalone, found.retrieval, found.usable, found.quarantined
+        scan_ms, rewrite_ms = found.scan_ms, found.rewrite_ms
         relevant = bool(usable) and (
             retrieval.best_dense_score is None or retrieval.best_dense_score >= self.min_relevance
         )
@@ -213,6 +252,18 @@ class QuestionService:
             started=total_started,
             relevant=relevant,
         )
+
+    async def _lookup(
+        self, question: str, turns: list[Turn], scope: AccessScope, identity: Identity, deadline: Deadline
+    ) -> _Lookup:
+        """Standalone question -> retrieval -> scan of the retrieved chunks (no side effects)."""
+        started = time.perf_counter()
+        standalone = await self.rewriter.standalone(question, turns, deadline.remaining())
+        rewrite_ms = _ms(started)
+        retrieval = await self.retriever.retrieve(standalone.question, scope, self.top_k)
+        started = time.perf_counter()
+        usable, quarantined = await self._quarantine(retrieval.chunks, identity.tenant_id)
+        return _Lookup(standalone, retrieval, usable, quarantined, _ms(started), rewrite_ms)
 
     def _context(self, prepared: Prepared) -> AnswerContext:
         budget = prepared.deadline.remaining() - self.guardrails_timeout_seconds - OUTPUT_CHECK_RESERVE_S
@@ -266,11 +317,8 @@ class QuestionService:
         provider = "openai-compatible" if final.answerer == "llm" else "builtin"
         latency["total"] = _ms(prepared.started)
 
+        # One INSERT (conversation row, when new, in a CTE of the same statement) in one transaction.
         async with unit_of_work(self.sessions) as session:
-            if new_conversation:
-                await repository.create_conversation(
-                    session, conversation_id, prepared.scope, prepared.effective[:TITLE_LENGTH]
-                )
             await repository.add_messages(
                 session,
                 [
@@ -320,6 +368,9 @@ class QuestionService:
                         "latency_ms": latency,
                     },
                 ],
+                new_conversation=(conversation_id, prepared.scope, prepared.effective[:TITLE_LENGTH])
+                if new_conversation
+                else None,
             )
         log.info(
             "query.answered",

@@ -151,6 +151,10 @@ class FollowUpRewriter:
     def __init__(self, client: OpenAIChatClient | None) -> None:
         self._client = client
 
+    def is_local(self, history: Sequence[Turn]) -> bool:
+        """True when :meth:`standalone` would not send anything to the LLM (no history, or no LLM)."""
+        return not history or self._client is None
+
     async def standalone(self, question: str, history: Sequence[Turn], deadline_seconds: float) -> Standalone:
         if not history:
             return Standalone(question, "none")

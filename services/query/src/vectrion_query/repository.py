@@ -181,16 +181,6 @@ async def conversation_exists(session: AsyncSession, conversation_id: uuid.UUID,
     return found is not None
 
 
-async def create_conversation(
-    session: AsyncSession, conversation_id: uuid.UUID, scope: AccessScope, title: str
-) -> None:
-    await session.execute(
-        sa.insert(conversations).values(
-            id=conversation_id, tenant_id=scope.tenant_id, user_id=scope.user_id, title=title
-        )
-    )
-
-
 async def recent_user_turns(session: AsyncSession, conversation_id: uuid.UUID, limit: int) -> list[str]:
     """The user's last ``limit`` questions in the conversation, oldest first (for split-turn attacks)."""
     rows = await session.scalars(
@@ -202,10 +192,43 @@ async def recent_user_turns(session: AsyncSession, conversation_id: uuid.UUID, l
     return list(reversed(rows.all()))
 
 
-async def add_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    # One statement per row: an executemany would take its column list from the first row only.
-    for row in rows:
-        await session.execute(sa.insert(messages).values(**row))
+_MESSAGE_DEFAULTS: dict[str, Any] = {
+    "citations": [],
+    "retrieved": [],
+    "guardrails": {},
+    "answerer": None,
+    "provider": None,
+    "model": None,
+    "prompt_version": None,
+    "standalone_question": None,
+    "usage": {},
+    "latency_ms": {},
+}
+
+
+async def add_messages(
+    session: AsyncSession,
+    rows: Sequence[dict[str, Any]],
+    new_conversation: tuple[uuid.UUID, AccessScope, str] | None = None,
+) -> None:
+    """The messages of one exchange, and its conversation when it is new, in ONE statement.
+
+    ``new_conversation`` = (id, owner scope, title): the conversation row is inserted by a
+    data-modifying CTE of the same INSERT, so a question and its answer are stored in one
+    round trip, all or nothing. Every row gets every column (the defaults above for the ones
+    it does not set), because a multi-row VALUES takes one column list for all rows.
+    """
+    if not rows:
+        return
+    statement = sa.insert(messages).values([_MESSAGE_DEFAULTS | dict(row) for row in rows])
+    if new_conversation is not None:
+        conversation_id, scope, title = new_conversation
+        statement = statement.add_cte(
+            sa.insert(conversations)
+            .values(id=conversation_id, tenant_id=scope.tenant_id, user_id=scope.user_id, title=title)
+            .cte("new_conversation")
+        )
+    await session.execute(statement)
 
 
 async def recent_turns(
