@@ -13,7 +13,7 @@ from vectrion_common.contracts import (
 )
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.topology import Topology
-from vectrion_guardrails.policy import Policy, evaluate
+from vectrion_guardrails.policy import Policy, evaluate, evaluate_documents
 
 log = get_logger(__name__)
 
@@ -34,10 +34,7 @@ def register_handlers(broker: RabbitBroker, topology: Topology, policy: Policy) 
 
 
 def scan_chunks(request: GuardrailScanRequest, policy: Policy) -> GuardrailScanResponse:
-    verdicts = [
-        evaluate(GuardrailCheckRequest(text=text, direction="document", tenant_id=request.tenant_id), policy)
-        for text in request.texts
-    ]
+    verdicts = evaluate_documents(request.texts, policy)  # = evaluate(direction="document") per text
     flagged = [i for i, v in enumerate(verdicts) if not v.allowed]
     log.info(
         "guardrails.scanned",

@@ -12,6 +12,7 @@ injection: a document has no business telling "your answer" what to do.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vectrion_guardrails.classifier import LinearModel
@@ -163,16 +164,36 @@ def _sentences(text: str) -> list[str]:
 
 
 def detect(matching: str, raw: str, model: LinearModel | None, *, document: bool = False) -> InjectionResult:
-    readings = {"plain": matching, **views(matching, raw)}
-    hits = rule_hits(readings, document=document)
-    if hits:
-        return InjectionResult(1.0, hits)
-    if model is None:
-        return InjectionResult(0.0, [])
-    # rot13 of plain English is noise to the model: only scored when the text asks for rot13.
-    texts = [text for how, text in readings.items() if how != "rot13" or mentions_rot13(matching)]
-    if document:
-        # The model knows short messages: a planted instruction is a sentence or two inside prose.
-        texts = [sentence for text in texts for sentence in _sentences(text)]
-    score = max(model.score(text) for text in texts)
-    return InjectionResult(score, ["injection.classifier"] if score >= model.threshold else [])
+    return detect_many([(matching, raw)], model, document=document)[0]
+
+
+def detect_many(
+    items: Sequence[tuple[str, str]], model: LinearModel | None, *, document: bool = False
+) -> list[InjectionResult]:
+    """:func:`detect` of each (matching, raw) pair; the classifier scores every text of every
+    item in one batch (a text that occurs twice, e.g. a sentence without digits in both the
+    plain and the leetspeak reading, is scored once: the maximum is the same)."""
+    results: list[InjectionResult | None] = [None] * len(items)
+    to_score: dict[int, list[str]] = {}
+    for i, (matching, raw) in enumerate(items):
+        readings = {"plain": matching, **views(matching, raw)}
+        hits = rule_hits(readings, document=document)
+        if hits:
+            results[i] = InjectionResult(1.0, hits)
+        elif model is None:
+            results[i] = InjectionResult(0.0, [])
+        else:
+            # rot13 of plain English is noise to the model: only scored when the text asks for rot13.
+            texts = [text for how, text in readings.items() if how != "rot13" or mentions_rot13(matching)]
+            if document:
+                # The model knows short messages: a planted instruction is a sentence or two inside prose.
+                texts = [sentence for text in texts for sentence in _sentences(text)]
+            to_score[i] = list(dict.fromkeys(texts))
+    if to_score:
+        assert model is not None
+        distinct = list(dict.fromkeys(t for texts in to_score.values() for t in texts))
+        score_of = dict(zip(distinct, model.score_many(distinct), strict=True))
+        for i, texts in to_score.items():
+            score = max(score_of[t] for t in texts)
+            results[i] = InjectionResult(score, ["injection.classifier"] if score >= model.threshold else [])
+    return [r for r in results if r is not None]
