@@ -68,8 +68,8 @@ _BATCH_TEXTS = 512  # texts per numpy pass: keeps every packed sort key within 6
 
 
 def _takes_fast_path(text: str) -> bool:
-    # ASCII: a character is a byte (7 bits). No ':': no character gram can equal a "w:"/"b:" word key.
-    return text.isascii() and ":" not in text
+    # No ':': no character gram can equal a "w:..."/"b:..." word key (features() counts both in one Counter).
+    return ":" not in text
 
 
 Features = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
@@ -79,10 +79,11 @@ def features_many(texts: Sequence[str], dimension: int) -> list[Features]:
     """:func:`features` of many texts at once, as (bucket indexes, values) in the dict's order.
 
     The same buckets, values and order as ``features``, bit for bit: character grams of every
-    text are packed (7 bits a character) and CRC-32-hashed with numpy, counted per text by one
-    sort, and put in the order a Counter first sees them; bucket sums and norms add in that
-    order, so even float rounding is the same. Texts the fast path does not take (non-ASCII,
-    or with ``:``) go through ``features`` itself.
+    text are packed (a few bits a character: characters are numbered per batch) and CRC-32-hashed
+    over their UTF-8 bytes with numpy, counted per text by one sort, and put in the order a Counter
+    first sees them; bucket sums and norms add in that order, so even float rounding is the same.
+    Texts the fast path does not take (with ``:``, or a batch with too many distinct characters
+    to pack) go through ``features`` itself.
     """
     clipped = [t[:MAX_CHARS] for t in texts]
     out: list[Features | None] = [None] * len(texts)
@@ -98,8 +99,16 @@ def features_many(texts: Sequence[str], dimension: int) -> list[Features]:
             )
     for lo in range(0, len(fast), _BATCH_TEXTS):
         part = fast[lo : lo + _BATCH_TEXTS]
-        for i, result in zip(part, _fast_features([clipped[i] for i in part], dimension), strict=True):
-            out[i] = result
+        results = _fast_features([clipped[i] for i in part], dimension)
+        for k, i in enumerate(part):
+            if results is not None:
+                out[i] = results[k]
+            else:
+                feats = features(clipped[i], dimension)
+                out[i] = (
+                    np.fromiter(feats.keys(), dtype=np.int64, count=len(feats)),
+                    np.fromiter(feats.values(), dtype=np.float64, count=len(feats)),
+                )
     return [r for r in out if r is not None]
 
 
@@ -107,11 +116,30 @@ def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-def _fast_features(texts: list[str], dimension: int) -> list[Features]:
+def _fast_features(texts: list[str], dimension: int) -> list[Features] | None:
+    """None: this batch cannot be packed (or encoded); the caller takes the reference path."""
     u64 = np.uint64
     padded = [f" {t} " for t in texts]
     lengths = np.fromiter((len(p) for p in padded), dtype=np.int64, count=len(padded))
-    data = np.frombuffer("".join(padded).encode("ascii"), dtype=np.uint8)
+    joined = "".join(padded)
+    try:
+        joined.encode("utf-8")  # a lone surrogate: features() raises on it, and so does the reference path
+        code_points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:
+        return None
+    # Characters numbered within the batch (so a gram packs into few bits), and their UTF-8 bytes.
+    if joined.isascii():
+        data = code_points.astype(np.int64)
+        char_bits, utf8_len, utf8_bytes = 7, None, None
+    else:
+        alphabet, inverse = np.unique(code_points, return_inverse=True)
+        data = inverse.reshape(-1).astype(np.int64)
+        char_bits = _bits(alphabet.shape[0])
+        encoded = [chr(c).encode("utf-8") for c in alphabet.tolist()]
+        utf8_len = np.array([len(b) for b in encoded], dtype=np.int64)
+        utf8_bytes = np.zeros((alphabet.shape[0], 4), dtype=np.uint32)
+        for row, b in enumerate(encoded):
+            utf8_bytes[row, : len(b)] = list(b)
     total = data.shape[0]
     segment_of = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
     starts = np.cumsum(lengths) - lengths
@@ -119,7 +147,8 @@ def _fast_features(texts: list[str], dimension: int) -> list[Features]:
     room = lengths[segment_of] - local  # characters from here to the end of its text
     seg_bits, pos_bits, bucket_bits = _bits(len(texts) + 1), _bits(MAX_CHARS + 3), _bits(dimension)
     row_bits = _bits(4 * total + 2)
-    assert seg_bits + 35 + pos_bits <= 64 and seg_bits + bucket_bits + row_bits <= 64
+    if seg_bits + 5 * char_bits + pos_bits > 64 or seg_bits + bucket_bits + row_bits > 64:
+        return None
     # Distinct character grams per text, with count and first position: one sort of
     # (text, packed gram, position) keys; a group's first element is its first sighting.
     firsts: list[npt.NDArray[np.int64]] = []  # global position of each distinct gram's first sighting
@@ -131,28 +160,34 @@ def _fast_features(texts: list[str], dimension: int) -> list[Features]:
             continue
         key = np.zeros(positions.shape[0], dtype=u64)
         for j in range(n):
-            key = (key << u64(7)) | data[positions + j]
+            key = (key << u64(char_bits)) | data[positions + j].astype(u64)
         packed = np.sort(
-            (segment_of[positions].astype(u64) << u64(35 + pos_bits))
+            (segment_of[positions].astype(u64) << u64(5 * char_bits + pos_bits))
             | (key << u64(pos_bits))
             | local[positions].astype(u64)
         )
         group = packed >> u64(pos_bits)
         heads = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
         first_local = (packed[heads] & u64((1 << pos_bits) - 1)).astype(np.int64)
-        first_seg = (packed[heads] >> u64(35 + pos_bits)).astype(np.int64)
+        first_seg = (packed[heads] >> u64(5 * char_bits + pos_bits)).astype(np.int64)
         firsts.append(starts[first_seg] + first_local)
         ns.append(np.full(heads.shape[0], n, dtype=np.int64))
         counts.append(np.diff(np.append(heads, packed.shape[0])))
-    # CRC-32 of each distinct gram only (one table step per byte).
+    # CRC-32 of each distinct gram's UTF-8 bytes only (one table step per byte).
     row_first = np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int64)
     row_n = np.concatenate(ns) if ns else np.zeros(0, dtype=np.int64)
     crc = np.full(row_first.shape[0], 0xFFFFFFFF, dtype=np.uint32)
     for j in range(5):
         live = row_n > j
-        byte = data[np.minimum(row_first + j, total - 1)]
-        stepped = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> np.uint32(8))
-        crc = np.where(live, stepped, crc)
+        char = data[np.minimum(row_first + j, total - 1)]
+        if utf8_len is None or utf8_bytes is None:
+            stepped = _CRC_TABLE[(crc ^ char.astype(np.uint32)) & 0xFF] ^ (crc >> np.uint32(8))
+            crc = np.where(live, stepped, crc)
+            continue
+        for t in range(int(utf8_len.max())):
+            byte = utf8_bytes[char, t]
+            stepped = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> np.uint32(8))
+            crc = np.where(live & (utf8_len[char] > t), stepped, crc)
     crc ^= np.uint32(0xFFFFFFFF)
     char_bucket = (crc % dimension).astype(np.int64)
     char_seg = segment_of[row_first]
