@@ -323,10 +323,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             from vectrion_query.models import outbox
 
             await session.execute(sa.delete(outbox))
-        # torch from a worker thread (the embedder's RPC lane) ran ~20x slower on this machine until the
-        # main thread had run the model once (measured: ~470 ms vs ~24 ms per query); computing the
-        # vectors above does that, loading them from the cache does not. One encode here makes the
-        # latency part the same either way (the embedder service itself needs the same at start-up).
+        # Observed here, cause not pinned down: a process's first encodes (2 torch threads) can take
+        # 200-490 ms each for 10-20 calls, in the main thread or the embedder's worker thread alike,
+        # then ~20-30 ms. Computing the vectors above warms the model; loading them from the cache
+        # does not. This encode stands for that warm-up (more may be needed; reported to the lead).
         model.embed_sync(["warm up"])
         topology = Topology(namespace)
         peers = RabbitBroker(RABBITMQ_URL, logger=None)
