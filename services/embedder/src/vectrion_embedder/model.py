@@ -10,6 +10,7 @@ hanging on the network.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,14 @@ from vectrion_embedder.settings import EmbedderSettings
 # Before sentence-transformers / huggingface_hub are imported: the model ships in a package,
 # so the hub must never be contacted.
 go_offline()
+# Before torch is loaded (its OpenMP runtime reads this once). Each thread that calls the model
+# gets its own OpenMP team, and by default a team spins on the cores for a while after every
+# parallel region. Two lanes encode here (query RPCs, ingestion batches): the idle team's
+# spinning took the cores from the busy one. Measured in one process, single queries
+# alternating between two threads: p50 24.4 ms spinning, 17.2 ms passive; a query during an
+# ingestion batch 23.5 vs 19.3 ms; the batch itself as fast either way. An operator's own
+# value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 MINILM_MODEL_ID = "all-MiniLM-L6-v2"
 MINILM_DIMENSION = 384
