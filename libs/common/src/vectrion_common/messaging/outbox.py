@@ -24,6 +24,7 @@ from vectrion_common.contracts import Event
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.broker import publish_payload
 from vectrion_common.messaging.topology import Topology
+from vectrion_common.periodic import BackgroundLoop
 from vectrion_common.tracing import current_traceparent
 
 log = get_logger(__name__)
@@ -61,8 +62,10 @@ async def add_event(session: AsyncSession, outbox: sa.Table, event: Event, *, sk
     await session.execute(statement)
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     """Publishes committed outbox rows. Call :meth:`wake` after a commit for low latency."""
+
+    name = "outbox-relay"
 
     def __init__(
         self,
@@ -81,20 +84,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wakeup.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:
