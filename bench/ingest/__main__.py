@@ -121,6 +121,8 @@ def stack_phase(pdfs: list[Pdf], args: argparse.Namespace) -> dict[str, Any]:
 
 def verdicts(stack: dict[str, Any], raw: dict[str, Any] | None, peer: dict[str, Any] | None) -> dict[str, Any]:
     runs = stack["runs"]
+    if not runs:  # --runs 0: idle measurements only (RSS, small-document latency, idle RPC)
+        return {}
     unprobed = [r for r in runs if r["embed_rpc_during_ingestion"] is None] or runs
     pages_per_s = statistics.median(r["pages_per_s"] for r in unprobed)
     chunks_per_s = statistics.median(r["chunks_per_s"] for r in unprobed)
