@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import socket
@@ -34,9 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bench.saving import save_result
 from tests.harness import REPO_ROOT, delete_broker_namespace, drop_database, migrate_services
 
-RESULTS = REPO_ROOT / "bench" / "results"
 ADMIN = ("bench@example.com", "bench-password-0123456789")
 
 
@@ -203,11 +202,7 @@ def main() -> None:
         "targets": {"added_p50_ms": 2.0, "cache_hit_p50_ms": 5.0},
         "results": measured,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"gateway-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"saved {path}")
+    save_result("gateway", result)
 
 
 if __name__ == "__main__":

@@ -48,9 +48,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench.saving import save_result
 from tests.harness import RABBITMQ_URL, REPO_ROOT, SHARED_DATA, TEST_DB, delete_broker_namespace, migrate_services
 
-RESULTS = REPO_ROOT / "bench" / "results"
 CACHE = REPO_ROOT / "var" / "bench-cache"
 SCIFACT = SHARED_DATA / "scifact"
 PEER_SCRIPT = SHARED_DATA.parent / "peers" / "langchain_rag.py"
@@ -445,10 +445,7 @@ def main() -> None:
         result["quality"]["table"] = quality_table(result["quality"]["ours"], None)
     result["runtime_seconds"] = round(time.perf_counter() - started, 1)
     result["when"] = datetime.now(UTC).isoformat()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"query-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save_result("query", result)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -46,10 +45,10 @@ import httpx
 import numpy as np
 
 from bench.query_quality import CACHE, load, load_average, load_scifact, summary
+from bench.saving import save_result
 from tests.e2e.stack import free_port
 from tests.harness import RABBITMQ_URL, REPO_ROOT, TEST_DB, delete_broker_namespace, migrate_services
 
-RESULTS = REPO_ROOT / "bench" / "results"
 SECRET = "bench-secret-0123456789abcdef0123456789"
 
 
@@ -314,10 +313,7 @@ def main() -> None:
     result["machine"] = {"cpus": os.cpu_count()}
     result["runtime_seconds"] = round(time.perf_counter() - started, 1)
     result["when"] = datetime.now(UTC).isoformat()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"query-service-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    save_result("query-service", result)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import statistics
@@ -24,10 +23,9 @@ from typing import Any
 import httpx
 import pypdf
 
+from bench.saving import save_result
 from tests.e2e.stack import start_stack
-from tests.harness import REPO_ROOT, SHARED_DATA, delete_broker_namespace
-
-RESULTS = REPO_ROOT / "bench" / "results"
+from tests.harness import SHARED_DATA, delete_broker_namespace
 
 
 def ten_page_pdf(source: Path, marker: str) -> bytes:
@@ -110,11 +108,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "latency": run_latency(args.runs),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"latency-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"saved {path}")
+    save_result("latency", result)
 
 
 if __name__ == "__main__":

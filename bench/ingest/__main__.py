@@ -22,7 +22,8 @@ from bench.ingest.metrics import scrape, stage_seconds
 from bench.ingest.peer import run_peer
 from bench.ingest.raw import run_raw
 from bench.ingest.stack_run import admin_client, delete_all, fresh_tenant_client, ingest_all
-from bench.run import RESULTS, ten_page_pdf, upload_to_indexed
+from bench.run import ten_page_pdf, upload_to_indexed
+from bench.saving import save_result
 from tests.e2e.stack import start_stack
 from tests.harness import SHARED_DATA, delete_broker_namespace
 
@@ -178,11 +179,7 @@ def main() -> None:
     result["loadavg_end"] = _loadavg()
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"saved {path}")
+    save_result("ingest", result)
 
 
 if __name__ == "__main__":
