@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,22 +52,41 @@ def upload(client: httpx.Client, name: str, data: bytes) -> str:
 
 def wait_settled(client: httpx.Client, ids: set[str], timeout: float) -> dict[str, dict[str, Any]]:
     """Poll the tenant's document list until every id is indexed or failed; returns them by id."""
+    return poll_listed(
+        client,
+        ids,
+        lambda listed: len(listed) == len(ids) and all(d["status"] in SETTLED for d in listed.values()),
+        timeout,
+        "settled",
+    )
+
+
+def poll_listed(
+    client: httpx.Client,
+    ids: set[str],
+    done: Callable[[dict[str, dict[str, Any]]], bool],
+    timeout: float,
+    waiting_for: str,
+) -> dict[str, dict[str, Any]]:
+    """Poll the tenant's document list until ``done`` holds for the listed documents among ``ids``
+    (by id); returns them."""
     deadline = time.monotonic() + timeout
     while True:
         listed = client.get("/v1/documents", params={"limit": 500}).json()["items"]
         documents = {d["id"]: d for d in listed if d["id"] in ids}
-        if len(documents) == len(ids) and all(d["status"] in SETTLED for d in documents.values()):
+        if done(documents):
             return documents
         if time.monotonic() > deadline:
-            pending = sorted(d["filename"] for d in documents.values() if d["status"] not in SETTLED)
-            raise TimeoutError(f"not settled after {timeout}s: {pending}")
+            pending = sorted(f"{d['filename']} ({d['status']})" for d in documents.values())
+            raise TimeoutError(f"not {waiting_for} after {timeout}s; listed: {pending}")
         time.sleep(POLL_SECONDS)
 
 
 def delete_all(client: httpx.Client, ids: set[str], timeout: float = 300) -> float:
     """DELETE every document (the deletion saga) and wait until each is ``deleted``; seconds taken.
 
-    A 503 ``deletion-pending`` (query did not confirm in time) is retried after its Retry-After."""
+    A 503 ``deletion-pending`` (query did not confirm in time) is retried a second later. A
+    ``deleted`` document leaves the tenant's list, so the wait ends when none of them is listed."""
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     pending = set(ids)
@@ -81,13 +101,8 @@ def delete_all(client: httpx.Client, ids: set[str], timeout: float = 300) -> flo
             if time.monotonic() > deadline:
                 raise TimeoutError(f"deletion not accepted after {timeout}s: {len(pending)} documents")
             time.sleep(1)
-    while True:
-        listed = client.get("/v1/documents", params={"limit": 500}).json()["items"]
-        if all(d["status"] == "deleted" for d in listed if d["id"] in ids):
-            return time.perf_counter() - started
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not deleted after {timeout}s")
-        time.sleep(POLL_SECONDS)
+    poll_listed(client, ids, lambda listed: not listed, max(deadline - time.monotonic(), 0.0), "deleted")
+    return time.perf_counter() - started
 
 
 @dataclass(frozen=True, slots=True)
