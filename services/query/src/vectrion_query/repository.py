@@ -192,20 +192,6 @@ async def recent_user_turns(session: AsyncSession, conversation_id: uuid.UUID, l
     return list(reversed(rows.all()))
 
 
-_MESSAGE_DEFAULTS: dict[str, Any] = {
-    "citations": [],
-    "retrieved": [],
-    "guardrails": {},
-    "answerer": None,
-    "provider": None,
-    "model": None,
-    "prompt_version": None,
-    "standalone_question": None,
-    "usage": {},
-    "latency_ms": {},
-}
-
-
 async def add_messages(
     session: AsyncSession,
     rows: Sequence[dict[str, Any]],
@@ -215,12 +201,14 @@ async def add_messages(
 
     ``new_conversation`` = (id, owner scope, title): the conversation row is inserted by a
     data-modifying CTE of the same INSERT, so a question and its answer are stored in one
-    round trip, all or nothing. Every row gets every column (the defaults above for the ones
-    it does not set), because a multi-row VALUES takes one column list for all rows.
+    round trip, all or nothing. A multi-row VALUES takes one column list for all rows: a column
+    one row sets and another does not gets the table's own DEFAULT in the other.
     """
     if not rows:
         return
-    statement = sa.insert(messages).values([_MESSAGE_DEFAULTS | dict(row) for row in rows])
+    columns = {name for row in rows for name in row}
+    default: sa.ColumnElement[Any] = sa.literal_column("DEFAULT")
+    statement = sa.insert(messages).values([{name: row.get(name, default) for name in columns} for row in rows])
     if new_conversation is not None:
         conversation_id, scope, title = new_conversation
         statement = statement.add_cte(
