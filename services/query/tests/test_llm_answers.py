@@ -19,7 +19,9 @@ import pytest
 from tests.fake_openai import FakeProvider, serve_fake_provider, stop_fake_provider
 from tests.harness import RABBITMQ_URL, migrate_services
 from tests.query_support import HANDBOOK, SECRET, Doc, Peers, as_user, index, make_doc, own_namespace, running_peers
+from vectrion_common.contracts import GuardrailCheckRequest, GuardrailVerdict
 from vectrion_query.main import create_app
+from vectrion_query.rpc import call
 from vectrion_query.settings import QuerySettings
 
 DEADLINE_S = 4.0
@@ -72,6 +74,17 @@ async def llm_app(
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
+        # Open the RPC reply channel before any test is timed: under suite load on the 2-core CI
+        # machine the first round trip (connect, channel, direct reply-to) outlasted the 1 s
+        # guardrails timeout these tests keep for their deadline arithmetic.
+        await call(
+            application.state.broker,
+            llm_peers.topology,
+            "guardrails",
+            GuardrailCheckRequest(text="warm-up", direction="input"),
+            GuardrailVerdict,
+            30,
+        )
         yield application
 
 
