@@ -181,6 +181,7 @@ class Doc:
     filename: str
     chunks: Sequence[tuple[str, int]]  # (text, page)
     generation: int = 1
+    verdicts: Sequence[GuardrailVerdict | None] = ()  # the chunker's ingestion scan, by chunk index
 
     def chunk_id(self, index: int) -> uuid.UUID:
         return chunk_id(self.document_id, self.generation, index)
@@ -206,6 +207,7 @@ class Doc:
                         page_start=page,
                         page_end=page,
                         vector=fake_embedding(text),
+                        guardrail_verdict=self.verdicts[index] if index < len(self.verdicts) else None,
                     )
                     for index, (text, page) in enumerate(self.chunks[start : start + size], start=start)
                 ],
@@ -221,6 +223,7 @@ def make_doc(
     owner_id: uuid.UUID | None = None,
     visibility: Visibility = "tenant",
     filename: str = "handbook.pdf",
+    verdicts: Sequence[GuardrailVerdict | None] = (),
 ) -> Doc:
     return Doc(
         tenant_id=tenant_id or uuid.uuid4(),
@@ -229,6 +232,7 @@ def make_doc(
         visibility=visibility,
         filename=filename,
         chunks=chunks,
+        verdicts=verdicts,
     )
 
 

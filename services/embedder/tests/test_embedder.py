@@ -20,6 +20,7 @@ from vectrion_common.contracts import (
     EmbeddingRequestedV1,
     EmbedRequest,
     EmbedResponse,
+    GuardrailVerdict,
 )
 from vectrion_common.ids import derived_event_id
 from vectrion_common.messaging.broker import declare_consumer_topology, publish_event
@@ -97,7 +98,17 @@ def _request(texts: list[str]) -> EmbeddingRequestedV1:
         total_chunks=70,
         document=DocumentMeta(owner_id=uuid.uuid4(), filename="report.pdf", visibility="tenant"),
         chunks=[
-            ChunkPayload(chunk_id=uuid.uuid4(), chunk_index=32 + i, text=t, page_start=i + 1, page_end=i + 2)
+            ChunkPayload(
+                chunk_id=uuid.uuid4(),
+                chunk_index=32 + i,
+                text=t,
+                page_start=i + 1,
+                page_end=i + 2,
+                # the chunker's ingestion scan travels through untouched (the first chunk has one)
+                guardrail_verdict=GuardrailVerdict(allowed=True, action="allow", policy_version="p1")
+                if i == 0
+                else None,
+            )
             for i, t in enumerate(texts)
         ],
     )

@@ -1,7 +1,9 @@
 """Versioned integration events and RPC messages.
 
 These are the only shapes services share. A breaking change is a new version
-(``.v2``) published beside the old one, never an edit of a published model.
+(``.v2``) published beside the old one, never an edit of a published model;
+an optional field with a default (old consumers ignore it, old producers omit
+it) is not a breaking change.
 Every event names its tenant, document and generation, carries the W3C trace
 context of the code that caused it, and has a unique ``event_id`` that the
 consumer's inbox dedupes on.
@@ -55,6 +57,18 @@ class DocumentChunkedV1(Event):
     pages_without_text: int
 
 
+class GuardrailVerdict(BaseModel):
+    """A policy decision (the guardrails check/scan RPC reply, and a chunk's ingestion scan)."""
+
+    allowed: bool
+    action: Literal["allow", "warn", "redact", "block"]
+    categories: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    rule_ids: list[str] = Field(default_factory=list)
+    redacted_text: str | None = None
+    policy_version: str
+
+
 class ChunkPayload(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -63,6 +77,10 @@ class ChunkPayload(BaseModel):
     text: str
     page_start: int | None
     page_end: int | None
+    # Added (optional, so v1 stays compatible both ways): the chunker's ingestion-time injection scan
+    # of this text. The query service reuses it instead of scanning the chunk again when it was made
+    # under the policy version in force; None: not scanned (scan off, or an older producer).
+    guardrail_verdict: GuardrailVerdict | None = None
 
 
 class DocumentMeta(BaseModel):
@@ -186,16 +204,6 @@ class GuardrailCheckRequest(BaseModel):
         max_length=20,
         description="the user's earlier turns in this conversation, oldest first: attacks split across turns",
     )
-
-
-class GuardrailVerdict(BaseModel):
-    allowed: bool
-    action: Literal["allow", "warn", "redact", "block"]
-    categories: list[str] = Field(default_factory=list)
-    scores: dict[str, float] = Field(default_factory=dict)
-    rule_ids: list[str] = Field(default_factory=list)
-    redacted_text: str | None = None
-    policy_version: str
 
 
 class GuardrailScanRequest(BaseModel):

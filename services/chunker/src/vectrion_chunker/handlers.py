@@ -118,7 +118,7 @@ class UploadHandler:
                 await repository.insert_chunks(
                     session, upload.tenant_id, upload.document_id, upload.generation, document.chunks, verdicts
                 )
-                events = chunked_events(upload, document, self.embedding_batch_size)
+                events = chunked_events(upload, document, self.embedding_batch_size, verdicts)
                 outcome = "chunked"
             for event in events:
                 await add_event(session, outbox, event)

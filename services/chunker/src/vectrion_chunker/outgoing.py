@@ -4,6 +4,8 @@ so handling the same upload again stages exactly the same events."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from vectrion_chunker.pipeline import ChunkedDocument
 from vectrion_common.contracts import (
@@ -14,6 +16,7 @@ from vectrion_common.contracts import (
     DocumentUploadedV1,
     EmbeddingRequestedV1,
     Event,
+    GuardrailVerdict,
 )
 from vectrion_common.ids import chunk_id, derived_event_id
 
@@ -29,9 +32,16 @@ def _common(upload: DocumentUploadedV1) -> dict[str, object]:
     }
 
 
-def chunked_events(upload: DocumentUploadedV1, document: ChunkedDocument, batch_size: int) -> list[Event]:
-    """``document.chunked.v1`` then the ``embedding.requested.v1`` batches, in chunk order."""
+def chunked_events(
+    upload: DocumentUploadedV1,
+    document: ChunkedDocument,
+    batch_size: int,
+    verdicts: Sequence[dict[str, Any]] | None = None,
+) -> list[Event]:
+    """``document.chunked.v1`` then the ``embedding.requested.v1`` batches, in chunk order; each chunk
+    carries its ingestion scan verdict (``verdicts``, in chunk order) when there is one."""
     chunks = document.chunks
+    scanned = [GuardrailVerdict.model_validate(v) for v in verdicts] if verdicts is not None else None
     common = _common(upload)
     events: list[Event] = [
         DocumentChunkedV1(
@@ -45,7 +55,8 @@ def chunked_events(upload: DocumentUploadedV1, document: ChunkedDocument, batch_
     meta = DocumentMeta(owner_id=upload.owner_id, filename=upload.filename, visibility=upload.visibility)
     batch_count = math.ceil(len(chunks) / batch_size)
     for batch_index in range(batch_count):
-        batch = chunks[batch_index * batch_size : (batch_index + 1) * batch_size]
+        start = batch_index * batch_size
+        batch = chunks[start : start + batch_size]
         events.append(
             EmbeddingRequestedV1(
                 event_id=derived_event_id(upload.event_id, f"embedding-requested:{batch_index}"),
@@ -60,8 +71,9 @@ def chunked_events(upload: DocumentUploadedV1, document: ChunkedDocument, batch_
                         text=c.text,
                         page_start=c.page_start,
                         page_end=c.page_end,
+                        guardrail_verdict=scanned[start + i] if scanned is not None else None,
                     )
-                    for c in batch
+                    for i, c in enumerate(batch)
                 ],
                 **common,  # type: ignore[arg-type]
             )

@@ -132,8 +132,7 @@ class Prepared:
 class _Lookup:
     standalone: Standalone
     retrieval: Retrieval
-    usable: list[RetrievedChunk]
-    quarantined: list[dict[str, Any]]
+    scanned: dict[uuid.UUID, GuardrailVerdict]  # query-time scans of the chunks not scanned at ingestion
     scan_ms: float
     rewrite_ms: float
 
@@ -228,8 +227,12 @@ class QuestionService:
             await _discard(lookup)  # looked up with the unredacted text: look up again with the redacted one
             lookup = None
         found = await lookup if lookup is not None else await self._lookup(effective, turns, scope, identity, deadline)
-        standalone, retrieval, usable, quarantined = found.standalone, found.retrieval, found.usable, found.quarantined
-        scan_ms, rewrite_ms = found.scan_ms, found.rewrite_ms
+        standalone, retrieval = found.standalone, found.retrieval
+        started = time.perf_counter()
+        usable, quarantined = await self._quarantine(
+            retrieval.chunks, found.scanned, verdict_in.policy_version, identity.tenant_id
+        )
+        scan_ms, rewrite_ms = round(found.scan_ms + _ms(started), 2), found.rewrite_ms
         relevant = bool(usable) and (
             retrieval.best_dense_score is None or retrieval.best_dense_score >= self.min_relevance
         )
@@ -256,14 +259,16 @@ class QuestionService:
     async def _lookup(
         self, question: str, turns: list[Turn], scope: AccessScope, identity: Identity, deadline: Deadline
     ) -> _Lookup:
-        """Standalone question -> retrieval -> scan of the retrieved chunks (no side effects)."""
+        """Standalone question -> retrieval -> scan of the retrieved chunks that were not scanned at
+        ingestion (no side effects)."""
         started = time.perf_counter()
         standalone = await self.rewriter.standalone(question, turns, deadline.remaining())
         rewrite_ms = _ms(started)
         retrieval = await self.retriever.retrieve(standalone.question, scope, self.top_k)
         started = time.perf_counter()
-        usable, quarantined = await self._quarantine(retrieval.chunks, identity.tenant_id)
-        return _Lookup(standalone, retrieval, usable, quarantined, _ms(started), rewrite_ms)
+        unscanned = [c for c in retrieval.chunks if c.ingestion_verdict is None]
+        scanned = await self._scan(unscanned, identity.tenant_id)
+        return _Lookup(standalone, retrieval, scanned, _ms(started), rewrite_ms)
 
     def _context(self, prepared: Prepared) -> AnswerContext:
         budget = prepared.deadline.remaining() - self.guardrails_timeout_seconds - OUTPUT_CHECK_RESERVE_S
@@ -395,22 +400,53 @@ class QuestionService:
             standalone_question=prepared.standalone.question,
         )
 
+    async def _scan(self, chunks: Sequence[RetrievedChunk], tenant_id: uuid.UUID) -> dict[uuid.UUID, GuardrailVerdict]:
+        """Document verdicts of ``chunks`` from the guardrails service now (one round trip)."""
+        verdicts = await self.guardrails.scan([c.text for c in chunks], tenant_id)
+        return {c.chunk_id: v for c, v in zip(chunks, verdicts, strict=True)}
+
     async def _quarantine(
-        self, chunks: list[RetrievedChunk], tenant_id: uuid.UUID
+        self,
+        chunks: list[RetrievedChunk],
+        scanned: dict[uuid.UUID, GuardrailVerdict],
+        policy_version: str,
+        tenant_id: uuid.UUID,
     ) -> tuple[list[RetrievedChunk], list[dict[str, Any]]]:
         """Drop retrieved chunks that carry instructions for the model (indirect prompt injection).
 
         A quarantined chunk is never put in front of the answerer, so what it
         tells the model to do cannot be done; the message records which chunks
-        were held back and why.
+        were held back, why, and which scan said so. Every chunk is judged under
+        the policy in force now (``policy_version``, from this request's input
+        check): its ingestion scan when it was made under that version, else
+        (``scanned``) or a scan now. A rule added after an upload thus still
+        protects every question about it, and an unchanged policy costs no rescan.
         """
-        verdicts = await self.guardrails.scan([c.text for c in chunks], tenant_id)
-        usable = [c for c, v in zip(chunks, verdicts, strict=True) if not _blocks(v)]
-        quarantined = [
-            {"chunk_id": str(c.chunk_id), "rule_ids": v.rule_ids, "scores": v.scores}
-            for c, v in zip(chunks, verdicts, strict=True)
-            if _blocks(v)
-        ]
+        verdicts: dict[uuid.UUID, tuple[GuardrailVerdict, str]] = {
+            chunk_id: (v, "query") for chunk_id, v in scanned.items()
+        }
+        for c in chunks:
+            stored = c.ingestion_verdict
+            if c.chunk_id not in verdicts and stored is not None and stored.get("policy_version") == policy_version:
+                verdicts[c.chunk_id] = (GuardrailVerdict.model_validate(stored), "ingestion")
+        stale = [c for c in chunks if c.chunk_id not in verdicts]  # scanned under another policy version
+        if stale:
+            verdicts |= {chunk_id: (v, "query") for chunk_id, v in (await self._scan(stale, tenant_id)).items()}
+        usable: list[RetrievedChunk] = []
+        quarantined: list[dict[str, Any]] = []
+        for c in chunks:
+            verdict, source = verdicts[c.chunk_id]
+            if _blocks(verdict):
+                quarantined.append(
+                    {
+                        "chunk_id": str(c.chunk_id),
+                        "rule_ids": verdict.rule_ids,
+                        "scores": verdict.scores,
+                        "scan": source,
+                    }
+                )
+            else:
+                usable.append(c)
         if quarantined:
             log.warning("query.chunks_quarantined", chunk_ids=[q["chunk_id"] for q in quarantined])
         return usable, quarantined

@@ -6,10 +6,12 @@ text through. This holds for the input check (before anything is retrieved)
 and for the output check (before an answer leaves the service): an outage of
 guardrails is an outage of /v1/query, never a silent policy bypass.
 
-Retrieved chunks are scanned again at query time (``scan``) with the policy in
-force now, not only the one in force when the document was ingested (the
-chunker stores that verdict with the chunk): a rule added after an upload still
-protects every question about it.
+Retrieved chunks are judged under the policy in force now, not the one in force
+when the document was ingested: the chunker's ingestion scan (sent with each
+chunk, kept in the read model) is used when it was made under the policy version
+this request's input check reports; otherwise the chunk is scanned again here
+(``scan``). A rule added after an upload (with the policy ``version`` bumped, as
+the guardrails policy file requires) still protects every question about it.
 """
 
 from __future__ import annotations

@@ -73,6 +73,9 @@ def read_model_rows(event: ChunksEmbeddedV1) -> list[dict[str, object]]:
             "filename": event.document.filename,
             "owner_id": event.document.owner_id,
             "visibility": event.document.visibility,
+            "guardrail_verdict": chunk.guardrail_verdict.model_dump(mode="json")
+            if chunk.guardrail_verdict is not None
+            else None,
         }
         for chunk in event.chunks
     ]

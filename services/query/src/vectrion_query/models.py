@@ -29,6 +29,8 @@ chunks = sa.Table(
     sa.Column("filename", sa.Text, nullable=False),
     sa.Column("owner_id", UUID(as_uuid=True), nullable=False),
     sa.Column("visibility", sa.Text, nullable=False),
+    # The chunker's injection scan of the text at ingestion (a GuardrailVerdict; NULL: not scanned).
+    sa.Column("guardrail_verdict", JSONB),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("document_id", "generation", "chunk_index", name="uq_chunks_document_generation_index"),
     sa.CheckConstraint("visibility IN ('tenant', 'private')", name="visibility"),

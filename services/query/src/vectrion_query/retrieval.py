@@ -21,7 +21,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +47,8 @@ class RetrievedChunk:
     page_end: int | None
     text: str
     score: float
+    # The chunker's injection scan of this text at ingestion (GuardrailVerdict as JSON), None if unscanned.
+    ingestion_verdict: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -177,6 +179,7 @@ class Retriever:
                         page_end=row.page_end,
                         text=row.text,
                         score=hit.score,
+                        ingestion_verdict=row.guardrail_verdict,
                     )
                     for hit in part
                     if (row := rows.get(hit.chunk_id)) is not None
