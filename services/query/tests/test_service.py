@@ -41,6 +41,7 @@ from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 from vectrion_query.access import AccessScope
 from vectrion_query.main import create_app
 from vectrion_query.settings import QuerySettings
+from vectrion_query.tokens import make_token_counter
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +248,20 @@ async def test_extractive_answer_quotes_the_right_chunk_and_cites_its_page(
     assert {"embed", "search", "fetch", "answer", "guardrails"} <= latency.keys()
     usage = json.loads(assistant["usage"])
     assert "tokenizer.json" in usage["tokenizer"] and usage["prompt_tokens"] == body["usage"]["prompt_tokens"]
+    # Each chunk was counted once when indexed; the prompt is the question plus the chunks read.
+    counter = make_token_counter()
+    texts = {handbook.chunk_id(i): text for i, (text, _) in enumerate(handbook.chunks)}
+    stored_counts = dict(
+        await admin_conn.fetch(
+            "SELECT chunk_id, token_count FROM query.chunks WHERE document_id = $1", handbook.document_id
+        )
+    )
+    assert stored_counts == {chunk: counter.count(text) for chunk, text in texts.items()}
+    read = [texts[uuid.UUID(r["chunk_id"])] for r in retrieved]
+    assert body["usage"] == {
+        "prompt_tokens": counter.count(body["standalone_question"]) + sum(counter.count(t) for t in read),
+        "completion_tokens": counter.count(body["answer"]),
+    }
 
 
 async def test_every_citation_refers_to_a_retrieved_chunk(client: httpx.AsyncClient, handbook: Doc) -> None:

@@ -297,10 +297,14 @@ class QuestionService:
             usage_source = "provider usage"
         else:
             # Counted: the "prompt" is what was read (question + retrieved chunks), the completion what was said.
+            # Chunks were counted when indexed; rows from before that are counted now.
+            uncounted = [c.text for c in chunks if c.token_count is None]
+            question_tokens, answer_tokens, *late = self.tokens.count_many(
+                [prepared.standalone.question, final.text, *uncounted]
+            )
             usage = Usage(
-                prompt_tokens=self.tokens.count(prepared.standalone.question)
-                + sum(self.tokens.count(c.text) for c in chunks),
-                completion_tokens=self.tokens.count(final.text),
+                prompt_tokens=question_tokens + sum(c.token_count or 0 for c in chunks) + sum(late),
+                completion_tokens=answer_tokens,
             )
             usage_source = self.tokens.source
         latency = {

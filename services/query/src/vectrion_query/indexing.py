@@ -11,8 +11,9 @@ after the commit finds its inbox claim and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -59,7 +60,8 @@ def points_of(event: ChunksEmbeddedV1) -> list[IndexPoint]:
     ]
 
 
-def read_model_rows(event: ChunksEmbeddedV1) -> list[dict[str, object]]:
+def read_model_rows(event: ChunksEmbeddedV1, token_counts: Sequence[int | None] = ()) -> list[dict[str, object]]:
+    """The read-model rows of a batch; ``token_counts`` by chunk (missing: NULL, counted when used)."""
     return [
         {
             "chunk_id": chunk.chunk_id,
@@ -76,8 +78,9 @@ def read_model_rows(event: ChunksEmbeddedV1) -> list[dict[str, object]]:
             "guardrail_verdict": chunk.guardrail_verdict.model_dump(mode="json")
             if chunk.guardrail_verdict is not None
             else None,
+            "token_count": token_counts[i] if i < len(token_counts) else None,
         }
-        for chunk in event.chunks
+        for i, chunk in enumerate(event.chunks)
     ]
 
 
@@ -89,6 +92,9 @@ class ChunkIndexer:
     wake_relay: Callable[[], None]
     # Derived in-memory indexes (the lexical one) rebuild from the read model after a change.
     on_tenant_changed: Callable[[uuid.UUID], None] = field(default=lambda _tenant: None)
+    # The usage tokenizer (tokens.TokenCounter.count_many): each chunk is counted once, here, not
+    # at every answer that reads it.
+    count_tokens: Callable[[Sequence[str]], list[int]] | None = None
 
     async def handle(self, event: ChunksEmbeddedV1) -> None:
         if event.dimension != self.dimension or any(len(c.vector) != self.dimension for c in event.chunks):
@@ -105,6 +111,9 @@ class ChunkIndexer:
             return
 
         await self.store.upsert(points_of(event))
+        token_counts: Sequence[int | None] = ()
+        if self.count_tokens is not None:  # off the event loop: queries keep being answered meanwhile
+            token_counts = await asyncio.to_thread(self.count_tokens, [c.text for c in event.chunks])
 
         # One transaction, serialised per document (all generations): claim, then either index
         # the batch or, if a newer generation got indexed meanwhile, leave it out.
@@ -121,7 +130,7 @@ class ChunkIndexer:
                 outcome = "stale"
             else:
                 outcome = "indexed"
-                inserted = await repository.insert_chunks(session, read_model_rows(event))
+                inserted = await repository.insert_chunks(session, read_model_rows(event, token_counts))
                 progress = await repository.lock_progress(
                     session, event.document_id, event.generation, event.tenant_id, event.total_chunks
                 )

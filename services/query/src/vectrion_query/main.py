@@ -47,15 +47,16 @@ def create_app(settings: QuerySettings | None = None) -> FastAPI:
         store = make_vector_store(settings)
         await store.start()
         lexical = LexicalIndex(sessions)
+        tokens = make_token_counter()
         indexer = ChunkIndexer(
             store=store,
             sessions=sessions,
             dimension=settings.embedding_dimension,
             wake_relay=runtime.wake_relay,
             on_tenant_changed=lexical.invalidate,
+            count_tokens=tokens.count_many,
         )
         llm = make_llm_client(settings)
-        tokens = make_token_counter()
         register_handlers(runtime, indexer)
         app.state.readiness_checks["vector_store"] = store.ping
         try:

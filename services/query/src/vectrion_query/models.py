@@ -30,7 +30,10 @@ chunks = sa.Table(
     sa.Column("owner_id", UUID(as_uuid=True), nullable=False),
     sa.Column("visibility", sa.Text, nullable=False),
     # The chunker's injection scan of the text at ingestion (a GuardrailVerdict; NULL: not scanned).
-    sa.Column("guardrail_verdict", JSONB),
+    sa.Column("guardrail_verdict", JSONB(none_as_null=True)),
+    # Tokens of the text by the service's usage tokenizer (tokens.py), counted once when indexed;
+    # NULL (rows from before): counted when used.
+    sa.Column("token_count", sa.Integer),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("document_id", "generation", "chunk_index", name="uq_chunks_document_generation_index"),
     sa.CheckConstraint("visibility IN ('tenant', 'private')", name="visibility"),

@@ -152,6 +152,7 @@ async def fetch_visible_chunks(
                 chunks.c.page_end,
                 chunks.c.filename,
                 chunks.c.guardrail_verdict,
+                chunks.c.token_count,
             ).where(chunks.c.chunk_id.in_(list(chunk_ids)), _visible_to(scope))
         )
     ).all()

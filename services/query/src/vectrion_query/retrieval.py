@@ -49,6 +49,7 @@ class RetrievedChunk:
     score: float
     # The chunker's injection scan of this text at ingestion (GuardrailVerdict as JSON), None if unscanned.
     ingestion_verdict: dict[str, Any] | None = None
+    token_count: int | None = None  # counted when indexed (None: count it when needed)
 
 
 @dataclass(slots=True)
@@ -180,6 +181,7 @@ class Retriever:
                         text=row.text,
                         score=hit.score,
                         ingestion_verdict=row.guardrail_verdict,
+                        token_count=row.token_count,
                     )
                     for hit in part
                     if (row := rows.get(hit.chunk_id)) is not None

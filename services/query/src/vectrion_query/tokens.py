@@ -11,6 +11,7 @@ with every message.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -26,12 +27,17 @@ class TokenCounter(Protocol):
 
     def count(self, text: str) -> int: ...
 
+    def count_many(self, texts: Sequence[str]) -> list[int]: ...
+
 
 class WhitespaceCounter:
     source = "whitespace-words (approximate; no tokenizer installed)"
 
     def count(self, text: str) -> int:
         return len(text.split())
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
 
 
 class HuggingFaceTokenizerCounter:
@@ -46,6 +52,10 @@ class HuggingFaceTokenizerCounter:
 
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """One call for many texts (the tokenizer releases the GIL while it works)."""
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
 
 def _packaged_tokenizer_json() -> Path | None:
