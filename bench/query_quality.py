@@ -151,6 +151,27 @@ def peer_env(namespace: str, secret: str) -> dict[str, str]:
     }
 
 
+async def stage_medians(sessions: Any, tenant: uuid.UUID) -> dict[str, float]:
+    """Median of each stage of the latency split the query service stores with every answer."""
+    import sqlalchemy as sa
+
+    from vectrion_query.models import conversations, messages
+
+    async with sessions() as session:
+        splits = (
+            await session.scalars(
+                sa.select(messages.c.latency_ms)
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .where(conversations.c.tenant_id == tenant, messages.c.role == "assistant")
+            )
+        ).all()
+    stages: dict[str, list[float]] = defaultdict(list)
+    for split in splits:
+        for stage, ms in (split or {}).items():
+            stages[stage].append(float(ms))
+    return {stage: round(statistics.median(values), 2) for stage, values in sorted(stages.items())}
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -409,6 +430,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 latency["bare baseline users=1"] = summary(one_user["bare baseline"])
                 for path in ("/v1/search", "/v1/query"):
                     latency[f"{path} users=1"] = summary(one_user[path]) | {"failed": one_user_failed[path]}
+                latency["/v1/query users=1 stage_p50_ms"] = await stage_medians(sessions, tenant)
                 for path, body_of in (
                     ("/v1/search", lambda q: {"query": q, "top_k": 10}),
                     ("/v1/query", lambda q: {"question": q}),
