@@ -409,6 +409,12 @@ async def test_streamed_query_sends_the_answer_as_server_sent_events(client: htt
     assert response.text.rstrip().endswith("event: done\ndata: {}")
 
 
+async def _ask_as_owner(client: httpx.AsyncClient, doc: Doc, question: str) -> Any:
+    response = await client.post("/v1/query", json={"question": question}, headers=as_user(doc.tenant_id, doc.owner_id))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def test_retrieved_chunk_with_planted_instructions_is_quarantined_not_quoted(
     client: httpx.AsyncClient, peers: Peers, admin_conn: Any
 ) -> None:
@@ -416,13 +422,7 @@ async def test_retrieved_chunk_with_planted_instructions_is_quarantined_not_quot
     doc = make_doc([("Annual plans are refunded within 14 days of purchase on request.", 1), (planted, 2)])
     await index(peers, doc)
     scanned_before = peers.scanned
-    response = await client.post(
-        "/v1/query",
-        json={"question": "Are refunds granted for annual plans?"},
-        headers=as_user(doc.tenant_id, doc.owner_id),
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = await _ask_as_owner(client, doc, "Are refunds granted for annual plans?")
     assert peers.scanned > scanned_before  # retrieved chunks went through the scan before answering
     assert PLANTED_MARKER not in body["answer"] and "system prompt" not in body["answer"]
     assert all(c["chunk_id"] != str(doc.chunk_id(1)) for c in body["citations"])
@@ -468,13 +468,7 @@ async def test_ingestion_scan_of_the_policy_in_force_is_used_and_an_older_one_is
     )
     await index(peers, doc)
     scanned_before = peers.scanned
-    response = await client.post(
-        "/v1/query",
-        json={"question": "Are annual plans refunded?"},
-        headers=as_user(doc.tenant_id, doc.owner_id),
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = await _ask_as_owner(client, doc, "Are annual plans refunded?")
     assert peers.scanned - scanned_before == 1  # only the chunk scanned under "t0"
     assert [c["chunk_id"] for c in body["citations"]] == [str(doc.chunk_id(0))]
     row = await admin_conn.fetchrow(
