@@ -29,7 +29,7 @@ import itertools
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 _local = threading.local()
@@ -103,18 +103,21 @@ def _prepared_first(process: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _with_windows_prepared(
-    open_pages: Callable[..., Iterator[tuple[Any, Any]]], get_nlp: Callable[[], Any]
+    open_pages: Callable[..., Generator[tuple[Any, Any], None, None]], get_nlp: Callable[[], Any]
 ) -> Callable[..., Iterator[tuple[Any, Any]]]:
     @functools.wraps(open_pages)
     def pages(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
         source = open_pages(*args, **kwargs)
-        while window := list(itertools.islice(source, WINDOW_PAGES)):
-            texts = list(dict.fromkeys(text for _, layout in window for text in page_texts(layout)))
-            _local.window = _PreparedDocs(get_nlp(), texts) if texts else None
-            try:
-                yield from window
-            finally:
-                _local.window = None
+        try:
+            while window := list(itertools.islice(source, WINDOW_PAGES)):
+                texts = list(dict.fromkeys(text for _, layout in window for text in page_texts(layout)))
+                _local.window = _PreparedDocs(get_nlp(), texts) if texts else None
+                try:
+                    yield from window
+                finally:
+                    _local.window = None
+        finally:
+            source.close()  # a reader that stops early: pdfminer's temporary directory goes at once
 
     return pages
 
