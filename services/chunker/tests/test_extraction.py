@@ -46,12 +46,13 @@ def test_an_image_only_page_stays_without_text() -> None:
     assert extraction.elements == [] and extraction.pages_without_text == 1
 
 
-def test_spacy_over_whole_pages_classifies_every_element_as_one_box_at_a_time_does() -> None:
+def test_spacy_over_page_windows_classifies_every_element_as_unstructured_alone_does() -> None:
     import unstructured.nlp.tokenize as tokenize
     import unstructured.partition.pdf as unstructured_pdf
+    import unstructured.partition.text as partition_text
 
     data = (PDFS / "pdfjs_tracemonkey.pdf").read_bytes()
-    extract_pdf(data)  # installs the page batching, loads the model
+    extract_pdf(data)  # installs the window batching and the narrative shortcut, loads the model
 
     def caches_cleared() -> None:
         for cached in (tokenize._process_cached, tokenize._tokenize_for_cache, tokenize.pos_tag):
@@ -60,21 +61,56 @@ def test_spacy_over_whole_pages_classifies_every_element_as_one_box_at_a_time_do
     single_calls: list[str] = []
     run_pipeline = tokenize._run_pipeline
     tokenize._run_pipeline = lambda text: single_calls.append(text) or run_pipeline(text)
-    patched = (tokenize._process, unstructured_pdf._pdfminer_page_elements)
+    patched = (
+        tokenize._process,
+        unstructured_pdf.open_pdfminer_pages_generator,
+        partition_text.is_possible_narrative_text,
+    )
     try:
         caches_cleared()
         batched = extract_pdf(data)
         batched_single_calls = len(single_calls)
         caches_cleared()
         tokenize._process = tokenize._process.__wrapped__  # type: ignore[attr-defined]
-        unstructured_pdf._pdfminer_page_elements = unstructured_pdf._pdfminer_page_elements.__wrapped__  # type: ignore[attr-defined]
-        one_at_a_time = extract_pdf(data)
+        unstructured_pdf.open_pdfminer_pages_generator = patched[1].__wrapped__  # type: ignore[attr-defined]
+        partition_text.is_possible_narrative_text = patched[2].__wrapped__  # type: ignore[attr-defined]
+        unstructured_alone = extract_pdf(data)
     finally:
-        tokenize._process, unstructured_pdf._pdfminer_page_elements = patched
+        (
+            tokenize._process,
+            unstructured_pdf.open_pdfminer_pages_generator,
+            partition_text.is_possible_narrative_text,
+        ) = patched
         tokenize._run_pipeline = run_pipeline
         caches_cleared()
     assert {"Title", "NarrativeText"} <= {e.category for e in batched.elements}
-    assert batched.elements == one_at_a_time.elements
-    # (nearly) every text was ready from its page's batch (a text unstructured rewords before
-    # it asks spaCy: those still go one at a time); one at a time, each text is its own call
+    assert batched.elements == unstructured_alone.elements
+    # (nearly) every text was ready from its window's batch (a text unstructured rewords before
+    # it asks spaCy: those still go one at a time); unpatched, each text is its own call
     assert batched_single_calls * 10 < len(single_calls) - batched_single_calls
+
+
+def test_the_narrative_shortcut_answers_as_unstructured_or_defers() -> None:
+    import unstructured.nlp.tokenize as tokenize
+    import unstructured.partition.text as partition_text
+
+    from vectrion_chunker.page_nlp import narrative_without_sentences
+
+    texts = [
+        e.text
+        for name in ("pdfjs_tracemonkey.pdf", "pdfplumber_nics-background-checks-2015-11.pdf")
+        for e in extract_pdf((PDFS / name).read_bytes()).elements
+    ]
+    texts += [
+        "THE RESULTS ARE SHOWN BELOW.",
+        "Results Are Shown For Every Benchmark We Ran",
+        "Figure 3. Speedup over the baseline interpreter",
+        "It runs. It stops.",
+        "12,345 67.8 (9)",
+        "a b c d e f",
+        "",
+    ]
+    is_narrative = partition_text.is_possible_narrative_text.__wrapped__  # type: ignore[attr-defined]
+    settled = [(text, narrative_without_sentences(text, tokenize._process)) for text in texts]
+    assert all(answer == is_narrative(text) for text, answer in settled if answer is not None)
+    assert {True, False, None} <= {answer for _, answer in settled}

