@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Visibility = Literal["tenant", "private"]
 
@@ -119,6 +119,66 @@ class ChunksEmbeddedV1(Event):
     chunks: list[EmbeddedChunk]
 
 
+class EmbeddingRequestedV2(Event):
+    """One batch of a document's chunks, sent while the document is still being extracted.
+
+    The chunker streams a large document in page windows, so how many chunks (and batches)
+    it has is known only when the last batch is cut. Batches are numbered from 0 in chunk
+    order and each holds the chunks ``batch_index * size`` onwards; only the last batch
+    carries ``batch_count`` and ``total_chunks``, every other batch has both None. The last
+    batch may arrive before earlier ones: a consumer counts what it holds, not messages.
+    (v1 had the totals on every batch, which forced extracting the whole document first.)
+    """
+
+    event_type: ClassVar[str] = "embedding.requested.v2"
+
+    batch_index: int = Field(ge=0)
+    batch_count: int | None = Field(default=None, ge=1)
+    total_chunks: int | None = Field(default=None, ge=1)
+    document: DocumentMeta
+    chunks: list[ChunkPayload]
+
+    @model_validator(mode="after")
+    def _totals_together(self) -> Self:
+        _check_totals(self.batch_index, self.batch_count, self.total_chunks)
+        return self
+
+    @property
+    def is_last(self) -> bool:
+        return self.batch_count is not None
+
+
+class ChunksEmbeddedV2(Event):
+    """``embedding.requested.v2`` with vectors: the same batch numbering and the same rule,
+    ``batch_count`` and ``total_chunks`` only on the last batch."""
+
+    event_type: ClassVar[str] = "chunks.embedded.v2"
+
+    batch_index: int = Field(ge=0)
+    batch_count: int | None = Field(default=None, ge=1)
+    total_chunks: int | None = Field(default=None, ge=1)
+    document: DocumentMeta
+    model_id: str
+    dimension: int
+    chunks: list[EmbeddedChunk]
+
+    @model_validator(mode="after")
+    def _totals_together(self) -> Self:
+        _check_totals(self.batch_index, self.batch_count, self.total_chunks)
+        return self
+
+    @property
+    def is_last(self) -> bool:
+        return self.batch_count is not None
+
+
+def _check_totals(batch_index: int, batch_count: int | None, total_chunks: int | None) -> None:
+    if (batch_count is None) != (total_chunks is None):
+        raise ValueError("batch_count and total_chunks come together, on the last batch only")
+    if batch_count is not None and batch_index != batch_count - 1:
+        raise ValueError("only the last batch (batch_index == batch_count - 1) carries the totals")
+
+
 class DocumentIndexedV1(Event):
     event_type: ClassVar[str] = "document.indexed.v1"
 
@@ -166,7 +226,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DocumentUploadedV1,
         DocumentChunkedV1,
         EmbeddingRequestedV1,
+        EmbeddingRequestedV2,
         ChunksEmbeddedV1,
+        ChunksEmbeddedV2,
         DocumentIndexedV1,
         DocumentFailedV1,
         DocumentDeletionRequestedV1,

@@ -28,6 +28,7 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 
 from vectrion_common.contracts import (
     ChunksEmbeddedV1,
+    ChunksEmbeddedV2,
     DocumentChunkedV1,
     DocumentDeletedV1,
     DocumentDeletionConfirmedV1,
@@ -36,6 +37,7 @@ from vectrion_common.contracts import (
     DocumentIndexedV1,
     DocumentUploadedV1,
     EmbeddingRequestedV1,
+    EmbeddingRequestedV2,
     Event,
 )
 
@@ -46,8 +48,9 @@ RPC_MESSAGE_TTL_MS = 30_000
 # (ingest) reads the whole map to find every dead-letter queue.
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "chunker": (DocumentUploadedV1, DocumentDeletionRequestedV1),
-    "embedder": (EmbeddingRequestedV1,),
-    "query": (ChunksEmbeddedV1, DocumentDeletionRequestedV1),
+    # v1 of the batch events stays consumed so messages queued before an upgrade still flow.
+    "embedder": (EmbeddingRequestedV2, EmbeddingRequestedV1),
+    "query": (ChunksEmbeddedV2, ChunksEmbeddedV1, DocumentDeletionRequestedV1),
     "ingest": (DocumentChunkedV1, DocumentIndexedV1, DocumentFailedV1, DocumentDeletionConfirmedV1),
     # Each changes what a tenant's questions answer: the gateway drops the tenant's cached answers.
     "gateway": (DocumentIndexedV1, DocumentFailedV1, DocumentDeletionRequestedV1, DocumentDeletedV1),
