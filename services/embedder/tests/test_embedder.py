@@ -16,8 +16,10 @@ from tests.harness import RABBITMQ_URL
 from vectrion_common.contracts import (
     ChunkPayload,
     ChunksEmbeddedV1,
+    ChunksEmbeddedV2,
     DocumentMeta,
     EmbeddingRequestedV1,
+    EmbeddingRequestedV2,
     EmbedRequest,
     EmbedResponse,
     GuardrailVerdict,
@@ -43,22 +45,28 @@ def embedder() -> Iterator[Embedder]:
 
 @pytest.fixture(scope="module")
 async def running(broker_namespace: str, embedder: Embedder) -> AsyncIterator[tuple[Any, RabbitBroker, Topology]]:
-    """The embedder app, plus a client broker with a probe queue on chunks.embedded.v1."""
+    """The embedder app, plus a client broker with probe queues on chunks.embedded.v1 and v2."""
     settings = EmbedderSettings(broker_namespace=broker_namespace, rabbitmq_url=RABBITMQ_URL)
     topology = Topology(broker_namespace)
     app = create_app(settings, embedder=embedder)
     client = RabbitBroker(RABBITMQ_URL)
     received: asyncio.Queue[ChunksEmbeddedV1] = asyncio.Queue()
+    received_v2: asyncio.Queue[ChunksEmbeddedV2] = asyncio.Queue()
 
     @client.subscriber(topology.consumer_queue("probe", ChunksEmbeddedV1), exchange=topology.events)
     async def probe(body: dict[str, Any]) -> None:
         await received.put(ChunksEmbeddedV1.model_validate(body))
 
+    @client.subscriber(topology.consumer_queue("probe", ChunksEmbeddedV2), exchange=topology.events)
+    async def probe_v2(body: dict[str, Any]) -> None:
+        await received_v2.put(ChunksEmbeddedV2.model_validate(body))
+
     async with app.router.lifespan_context(app):
         await client.connect()
-        await declare_consumer_topology(client, topology, "probe", [ChunksEmbeddedV1])
+        await declare_consumer_topology(client, topology, "probe", [ChunksEmbeddedV1, ChunksEmbeddedV2])
         await client.start()
         app.state.probe_received = received
+        app.state.probe_received_v2 = received_v2
         yield app, client, topology
         await client.stop()
 
@@ -134,6 +142,24 @@ async def test_batch_request_becomes_chunks_embedded_with_derived_event_id(runni
     for chunk, vector in zip(embedded.chunks, expected, strict=True):
         assert len(chunk.vector) == 384
         assert _cosine(chunk.vector, vector) > 0.9999
+
+
+async def test_v2_batches_become_chunks_embedded_v2_with_totals_only_on_the_last(running: Any) -> None:
+    app, client, topology = running
+    v1 = _request(["Streaming documents in page windows."])
+    common = v1.model_dump(include={"tenant_id", "document_id", "generation", "trace", "document"})
+    middle = EmbeddingRequestedV2(batch_index=0, chunks=v1.chunks, **common)
+    last = EmbeddingRequestedV2(batch_index=1, batch_count=2, total_chunks=2, chunks=v1.chunks, **common)
+    await publish_event(client, topology, last)  # the last batch may well be embedded first
+    await publish_event(client, topology, middle)
+    embedded = [await asyncio.wait_for(app.state.probe_received_v2.get(), 30) for _ in range(2)]
+
+    by_index = {e.batch_index: e for e in embedded}
+    assert (by_index[0].batch_count, by_index[0].total_chunks, by_index[0].is_last) == (None, None, False)
+    assert (by_index[1].batch_count, by_index[1].total_chunks, by_index[1].is_last) == (2, 2, True)
+    assert by_index[0].event_id == derived_event_id(middle.event_id, "embedded")
+    assert all(len(c.vector) == 384 for e in embedded for c in e.chunks)
+    assert app.state.probe_received.empty()  # a v2 request never yields a v1 event
 
 
 async def test_redelivered_request_yields_the_same_event_id(running: Any) -> None:

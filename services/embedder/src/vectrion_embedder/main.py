@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from faststream.rabbit import Channel
 
-from vectrion_common.contracts import EmbeddingRequestedV1, EmbedRequest, EmbedResponse
+from vectrion_common.contracts import EmbeddingRequestedV1, EmbeddingRequestedV2, EmbedRequest, EmbedResponse
 from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.runtime import ServiceRuntime
 from vectrion_common.settings import load_settings
@@ -36,9 +36,11 @@ def create_app(settings: EmbedderSettings | None = None, embedder: Embedder | No
         runtime = ServiceRuntime(app, settings, consumer=CONSUMER)
         broker, topology = runtime.broker, runtime.topology
 
-        async def on_embedding_requested(request: EmbeddingRequestedV1) -> None:
+        async def on_embedding_requested(request: EmbeddingRequestedV1 | EmbeddingRequestedV2) -> None:
             await handle_embedding_requested(request, model, broker, topology)
 
+        runtime.subscribe(EmbeddingRequestedV2, on_embedding_requested)
+        # Batches queued by a chunker of the previous release (v1) during an upgrade.
         runtime.subscribe(EmbeddingRequestedV1, on_embedding_requested)
 
         # Own channel and prefetch: queries are never queued behind ingestion batches. Request/reply
