@@ -15,7 +15,7 @@ from vectrion_chunker.chunk_scan import ChunkScanFailed, RpcChunkScanner
 from vectrion_chunker.chunking import ChunkingRules
 from vectrion_chunker.handlers import UploadHandler
 from vectrion_chunker.settings import ChunkerSettings
-from vectrion_common.contracts import DocumentUploadedV1, EmbeddingRequestedV1
+from vectrion_common.contracts import DocumentUploadedV1, EmbeddingRequestedV2
 from vectrion_common.db import make_engine, make_sessionmaker
 from vectrion_common.messaging.topology import Topology
 from vectrion_common.storage import LocalBlobStore
@@ -113,10 +113,10 @@ async def test_a_chunk_with_hidden_instructions_is_stored_flagged_with_its_verdi
     # The verdict travels with the chunk to the query service, which reuses it under the same policy.
     [request] = await admin_conn.fetch(
         "SELECT payload FROM chunker.outbox WHERE routing_key = $1 AND payload->>'document_id' = $2",
-        EmbeddingRequestedV1.event_type,
+        EmbeddingRequestedV2.event_type,
         str(hidden.document_id),
     )
-    [sent] = EmbeddingRequestedV1.model_validate(_json(request["payload"])).chunks
+    [sent] = EmbeddingRequestedV2.model_validate(_json(request["payload"])).chunks
     assert sent.guardrail_verdict is not None
     assert sent.guardrail_verdict.model_dump(mode="json") == verdict
 

@@ -1,10 +1,14 @@
-"""document.uploaded.v1 through the running chunker app, with the real PostgreSQL and RabbitMQ."""
+"""document.uploaded.v1 through the running chunker app, with the real PostgreSQL and RabbitMQ.
+
+The app extracts in windows of 2 pages here, so every multi-page PDF streams through in
+several windows and transactions."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +19,20 @@ from faststream.rabbit import RabbitBroker
 from pydantic import SecretStr
 
 from tests.harness import RABBITMQ_URL, SHARED_DATA, migrate_services
+from vectrion_chunker.chunk_scan import ChunkScanFailed
+from vectrion_chunker.chunking import ChunkingRules
+from vectrion_chunker.deletion import ChunkRemover
+from vectrion_chunker.extraction import PDF
+from vectrion_chunker.handlers import UploadHandler
 from vectrion_chunker.main import create_app
+from vectrion_chunker.pipeline import chunk_document
 from vectrion_chunker.settings import ChunkerSettings
 from vectrion_common.contracts import (
     DocumentChunkedV1,
+    DocumentDeletionRequestedV1,
     DocumentFailedV1,
     DocumentUploadedV1,
-    EmbeddingRequestedV1,
+    EmbeddingRequestedV2,
     Event,
 )
 from vectrion_common.ids import chunk_id
@@ -30,7 +41,8 @@ from vectrion_common.messaging.topology import Topology
 from vectrion_common.storage import LocalBlobStore, StorageSettings
 
 PDFS = SHARED_DATA / "pdfs"
-PROBED: tuple[type[Event], ...] = (DocumentChunkedV1, EmbeddingRequestedV1, DocumentFailedV1)
+PROBED: tuple[type[Event], ...] = (DocumentChunkedV1, EmbeddingRequestedV2, DocumentFailedV1)
+WINDOW_PAGES = 2
 
 
 @dataclass
@@ -91,6 +103,7 @@ async def app_and_blobs(
         rabbitmq_url=RABBITMQ_URL,
         storage=StorageSettings(backend="local", local_root=tmp_path / "blobs"),
         embedding_batch_size=8,
+        extract_window_pages=WINDOW_PAGES,
         chunk_scan="off",  # chunking alone; the guardrails scan has its own tests (test_chunk_scan.py)
         internal_token_secret=SecretStr("chunker-test-internal-secret-0123456789"),
     )
@@ -132,7 +145,7 @@ async def test_uploaded_pdf_becomes_chunks_and_events(app_and_blobs: Any, probe:
 
     def complete(_: list[Event]) -> bool:
         chunked = probe.of(upload.document_id, DocumentChunkedV1)
-        batches = probe.of(upload.document_id, EmbeddingRequestedV1)
+        batches = probe.of(upload.document_id, EmbeddingRequestedV2)
         return bool(chunked) and len(batches) == (chunked[0].chunk_count + 7) // 8
 
     await probe.wait_for(complete)
@@ -145,12 +158,18 @@ async def test_uploaded_pdf_becomes_chunks_and_events(app_and_blobs: Any, probe:
     assert [r["chunk_index"] for r in rows] == list(range(len(rows)))
     assert all(r["id"] == chunk_id(upload.document_id, 1, r["chunk_index"]) for r in rows)
     assert rows[0]["page_start"] == 1 and rows[-1]["page_end"] == 5
+    # Streamed in windows of 2 pages, the chunks are those of the whole document at once.
+    whole = chunk_document((PDFS / "docling_multi_page.pdf").read_bytes(), PDF, ChunkingRules())
+    assert [(r["text"], r["page_start"], r["page_end"]) for r in rows] == [
+        (c.text, c.page_start, c.page_end) for c in whole.chunks
+    ]
     assert all(len(r["text"]) <= 1000 and len(r["content_hash"]) == 64 for r in rows)
 
-    batches = sorted(probe.of(upload.document_id, EmbeddingRequestedV1), key=lambda e: e.batch_index)
+    batches = sorted(probe.of(upload.document_id, EmbeddingRequestedV2), key=lambda e: e.batch_index)
     assert [b.batch_index for b in batches] == list(range(len(batches)))
-    assert all(b.batch_count == len(batches) and b.total_chunks == len(rows) for b in batches)
-    assert all(len(b.chunks) <= 8 for b in batches)
+    *earlier, last = batches
+    assert all(b.batch_count is None and b.total_chunks is None and len(b.chunks) == 8 for b in earlier)
+    assert (last.batch_count, last.total_chunks) == (len(batches), len(rows)) and 0 < len(last.chunks) <= 8
     payloads = [c for b in batches for c in b.chunks]
     assert [(p.chunk_id, p.text, p.page_start, p.page_end) for p in payloads] == [
         (r["id"], r["text"], r["page_start"], r["page_end"]) for r in rows
@@ -184,7 +203,7 @@ async def test_duplicate_delivery_creates_no_duplicate_chunks_or_events(
     again = await _chunk_rows(admin_conn, upload.document_id)
     assert [dict(r) for r in again] == [dict(r) for r in first]
     assert len(probe.of(upload.document_id, DocumentChunkedV1)) == 1
-    assert len(probe.of(upload.document_id, EmbeddingRequestedV1)) == (len(first) + 7) // 8
+    assert len(probe.of(upload.document_id, EmbeddingRequestedV2)) == (len(first) + 7) // 8
 
 
 async def test_encrypted_pdf_fails_permanently(app_and_blobs: Any, probe: Probe, admin_conn: Any) -> None:
@@ -235,3 +254,95 @@ async def test_a_new_generation_replaces_chunks_and_a_late_old_one_is_ignored(
     rows = await _chunk_rows(admin_conn, first.document_id)
     assert rows and {r["generation"] for r in rows} == {2}
     assert len(chunked(1)) == 1 and len(chunked(2)) == 1
+
+
+ALLOWED = {"allowed": True, "action": "allow", "policy_version": "test"}
+
+
+@dataclass
+class WindowHook:
+    """A guardrails scanner stand-in (allows everything) that runs ``on_call[n]`` before answering its
+    n-th call: one call per window with chunks, so it acts between one window's commit and the next."""
+
+    on_call: dict[int, Callable[[], Any]]
+    calls: int = 0
+
+    async def scan(self, tenant_id: uuid.UUID, texts: Sequence[str]) -> list[dict[str, Any]]:
+        self.calls += 1
+        action = self.on_call.pop(self.calls, None)
+        if action is not None:
+            await action()
+        return [dict(ALLOWED) for _ in texts]
+
+
+def _handler(app: Any, blobs: LocalBlobStore, scanner: WindowHook) -> UploadHandler:
+    """The app's upload handler, called directly (the app's outbox relay publishes what it stages)."""
+    return UploadHandler(
+        sessions=app.state.sessions,
+        blobs=blobs,
+        relay=None,
+        rules=ChunkingRules(),
+        embedding_batch_size=2,
+        scanner=scanner,
+        window_pages=WINDOW_PAGES,
+    )
+
+
+async def _crash() -> None:
+    raise ChunkScanFailed("the process died here")
+
+
+async def test_a_redelivery_after_a_crash_between_windows_ends_with_every_chunk_and_batch_once(
+    app_and_blobs: Any, probe: Probe, admin_conn: Any
+) -> None:
+    app, blobs = app_and_blobs
+    upload = await _upload(blobs, "docling_multi_page.pdf")  # windows: pages 1-2, 3-5
+    scanner = WindowHook({2: _crash})
+    handler = _handler(app, blobs, scanner)
+    with pytest.raises(ChunkScanFailed):
+        await handler(upload)
+    stored_first = await _chunk_rows(admin_conn, upload.document_id)
+    assert stored_first, "the first window's complete batches are stored before the crash"
+    first_batches = len(stored_first) // 2
+    await probe.wait_for(lambda _: len(probe.of(upload.document_id, EmbeddingRequestedV2)) == first_batches)
+
+    await handler(upload)  # the redelivery: extracts from the start again
+    await probe.wait_for(lambda _: bool(probe.of(upload.document_id, DocumentChunkedV1)))
+    await asyncio.sleep(1.0)  # give a (wrongly) re-staged batch time to arrive
+
+    rows = await _chunk_rows(admin_conn, upload.document_id)
+    whole = chunk_document((PDFS / "docling_multi_page.pdf").read_bytes(), PDF, ChunkingRules())
+    assert [(r["chunk_index"], r["text"]) for r in rows] == [(c.chunk_index, c.text) for c in whole.chunks]
+    assert [dict(r) for r in rows[: len(stored_first)]] == [dict(r) for r in stored_first]  # left alone
+    assert all(json.loads(r["guardrail_verdict"]) == ALLOWED for r in rows)
+    batches = probe.of(upload.document_id, EmbeddingRequestedV2)
+    assert sorted(b.batch_index for b in batches) == list(range((len(rows) + 1) // 2))  # each batch once
+    assert all(c.guardrail_verdict is not None and c.guardrail_verdict.allowed for b in batches for c in b.chunks)
+    assert [c.chunk_index for b in sorted(batches, key=lambda b: b.batch_index) for c in b.chunks] == list(
+        range(len(rows))
+    )
+    [chunked] = probe.of(upload.document_id, DocumentChunkedV1)
+    assert chunked.chunk_count == len(rows) and chunked.pages == 5
+
+
+async def test_a_document_deleted_while_it_streams_stops_at_the_next_window(
+    app_and_blobs: Any, probe: Probe, admin_conn: Any
+) -> None:
+    app, blobs = app_and_blobs
+    upload = await _upload(blobs, "docling_multi_page.pdf")
+    deletion = DocumentDeletionRequestedV1(
+        tenant_id=upload.tenant_id, document_id=upload.document_id, generation=upload.generation
+    )
+
+    async def delete_document() -> None:
+        assert await _chunk_rows(admin_conn, upload.document_id), "the first window is stored"
+        await ChunkRemover(app.state.sessions, None)(deletion)
+
+    handler = _handler(app, blobs, WindowHook({2: delete_document}))
+    await handler(upload)  # returns normally: the message is done with
+
+    assert await _chunk_rows(admin_conn, upload.document_id) == []
+    await handler(upload)  # a redelivery is skipped
+    assert await _chunk_rows(admin_conn, upload.document_id) == []
+    await asyncio.sleep(1.0)
+    assert probe.of(upload.document_id, DocumentChunkedV1) == []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from vectrion_chunker.cleaning import Block
@@ -148,46 +148,66 @@ def overlap_tail(text: str, overlap_chars: int) -> str:
 
 
 def chunk_blocks(blocks: Sequence[Block], rules: ChunkingRules | None = None) -> list[Chunk]:
-    rules = rules or ChunkingRules()
-    chunks: list[Chunk] = []
-    draft = _Draft()
+    stream = ChunkStream(rules or ChunkingRules())
+    return stream.feed(blocks) + stream.finish()
 
-    def close(*, keep_overlap: bool) -> None:
-        nonlocal draft
+
+class ChunkStream:
+    """:func:`chunk_blocks` fed a document in pieces (page windows): the chunk being filled
+    carries over from one piece to the next, so feeding all pieces then :meth:`finish` gives
+    exactly the chunks of chunk_blocks over the whole document, indexes continuing."""
+
+    def __init__(self, rules: ChunkingRules) -> None:
+        self.rules = rules
+        self.count = 0  # chunks closed so far: the index of the next one
+        self._draft = _Draft()
+
+    def feed(self, blocks: Iterable[Block]) -> list[Chunk]:
+        """The chunks these blocks closed; the last, still open one waits for more blocks."""
+        closed: list[Chunk] = []
+        rules = self.rules
+        for block in blocks:
+            if block.kind == "table":
+                self._close(closed, keep_overlap=False)
+                for piece in split_long_text(block.text, rules.max_chars):
+                    self._draft.add(piece, block.page)
+                    self._close(closed, keep_overlap=False)
+                continue
+            if block.kind == "title":
+                if self._draft.only_overlap:
+                    self._draft = _Draft()  # a new section does not start with the last one's tail
+                elif self._draft.length >= rules.min_chars:
+                    self._close(closed, keep_overlap=False)
+            for piece in split_long_text(block.text, rules.piece_chars):
+                if self._draft.length_with(piece) > rules.max_chars:
+                    self._close(closed, keep_overlap=True)
+                self._draft.add(piece, block.page)
+        return closed
+
+    def finish(self) -> list[Chunk]:
+        """The document ended: the open chunk closes."""
+        closed: list[Chunk] = []
+        self._close(closed, keep_overlap=False)
+        return closed
+
+    def _close(self, closed: list[Chunk], *, keep_overlap: bool) -> None:
+        draft = self._draft
         if not draft.parts or draft.only_overlap:
-            draft = _Draft()
+            self._draft = _Draft()
             return
         pages = draft.pages
         text = draft.text
-        chunks.append(
+        closed.append(
             Chunk(
-                chunk_index=len(chunks),
+                chunk_index=self.count,
                 text=text,
                 page_start=min(pages) if pages else None,
                 page_end=max(pages) if pages else None,
             )
         )
-        tail = overlap_tail(text, rules.overlap_chars) if keep_overlap else ""
+        self.count += 1
+        tail = overlap_tail(text, self.rules.overlap_chars) if keep_overlap else ""
         tail_pages = draft.pages_of_tail(len(tail))
-        draft = _Draft()
+        self._draft = _Draft()
         if tail:
-            draft.add_overlap(tail, tail_pages)
-
-    for block in blocks:
-        if block.kind == "table":
-            close(keep_overlap=False)
-            for piece in split_long_text(block.text, rules.max_chars):
-                draft.add(piece, block.page)
-                close(keep_overlap=False)
-            continue
-        if block.kind == "title":
-            if draft.only_overlap:
-                draft = _Draft()  # a new section does not start with the last one's tail
-            elif draft.length >= rules.min_chars:
-                close(keep_overlap=False)
-        for piece in split_long_text(block.text, rules.piece_chars):
-            if draft.length_with(piece) > rules.max_chars:
-                close(keep_overlap=True)
-            draft.add(piece, block.page)
-    close(keep_overlap=False)
-    return chunks
+            self._draft.add_overlap(tail, tail_pages)

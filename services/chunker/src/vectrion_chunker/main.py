@@ -44,6 +44,7 @@ def create_app(settings: ChunkerSettings | None = None) -> FastAPI:
                 min_chars=settings.chunk_min_chars,
             ),
             embedding_batch_size=settings.embedding_batch_size,
+            window_pages=settings.extract_window_pages,
             ocr_max_pages=ocr_max_pages,
             extractors=extractors,
             scanner=make_chunk_scanner(settings, runtime.broker, runtime.topology),

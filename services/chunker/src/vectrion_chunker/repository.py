@@ -49,10 +49,11 @@ async def insert_chunks(
     generation: int,
     items: Sequence[Chunk],
     verdicts: Sequence[dict[str, Any] | None] | None = None,
-) -> None:
-    """One bulk insert; rows already there (same document, generation, index) are left alone."""
+) -> int:
+    """One bulk insert; rows already there (same document, generation, index) are left alone.
+    Returns how many rows were new."""
     if not items:
-        return
+        return 0
     rows = [
         {
             "id": chunk_id(document_id, generation, c.chunk_index),
@@ -68,4 +69,5 @@ async def insert_chunks(
         }
         for i, c in enumerate(items)
     ]
-    await session.execute(insert(chunks).on_conflict_do_nothing(), rows)
+    result = await session.execute(insert(chunks).values(rows).on_conflict_do_nothing().returning(chunks.c.id))
+    return len(result.all())

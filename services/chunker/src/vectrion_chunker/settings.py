@@ -37,6 +37,12 @@ class ChunkerSettings(ServiceSettings):
     # batching them through the model, so bigger messages waste less on padding (measured on the
     # shared PDFs: 1.48x the real tokens computed at 32, 1.22x at 128) and mean fewer messages.
     embedding_batch_size: int = Field(default=128, ge=1, le=256)
+    extract_window_pages: int = Field(
+        default=32,
+        ge=0,
+        description="PDF pages extracted, chunked, stored and sent to embedding at a time: the embedder works "
+        "on a long document's first windows while later ones are extracted. 0: the whole document at once",
+    )
     # Indirect-injection scan of every chunk by guardrails ("off" only for tests of chunking alone).
     chunk_scan: Literal["rpc", "off"] = "rpc"
     chunk_scan_timeout_seconds: float = Field(default=10.0, gt=0)
