@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 from tests.harness import RABBITMQ_URL
 from vectrion_common.contracts import (
     ChunksEmbeddedV1,
+    ChunksEmbeddedV2,
     DocumentFailedV1,
     DocumentIndexedV1,
     DocumentMeta,
@@ -186,6 +187,20 @@ class Doc:
     def chunk_id(self, index: int) -> uuid.UUID:
         return chunk_id(self.document_id, self.generation, index)
 
+    def batches_v2(self, size: int) -> list[ChunksEmbeddedV2]:
+        """As a streaming chunker sends them: the totals only on the last batch."""
+        v1 = self.batches(size)
+        return [
+            ChunksEmbeddedV2.model_validate(
+                {
+                    **batch.model_dump(),
+                    "batch_count": batch.batch_count if batch.batch_index == len(v1) - 1 else None,
+                    "total_chunks": batch.total_chunks if batch.batch_index == len(v1) - 1 else None,
+                }
+            )
+            for batch in v1
+        ]
+
     def batches(self, size: int) -> list[ChunksEmbeddedV1]:
         starts = list(range(0, len(self.chunks), size))
         return [
@@ -245,23 +260,25 @@ async def index(peers: Peers, doc: Doc, batch_size: int = 3) -> DocumentIndexedV
     return indexed
 
 
-def acked_batches(namespace: str) -> float:
-    """How many chunks.embedded.v1 messages the query consumer has acked (FastStream's Prometheus counter)."""
+def acked_batches(namespace: str, event: type[Event] = ChunksEmbeddedV1) -> float:
+    """How many chunks.embedded messages (v1 unless told) the query consumer has acked (FastStream's counter)."""
     value = REGISTRY.get_sample_value(
         "faststream_received_processed_messages_total",
         {
             "app_name": "vectrion-query",
             "broker": "rabbitmq",
-            "handler": f"{namespace}.events.{ChunksEmbeddedV1.event_type}",
+            "handler": f"{namespace}.events.{event.event_type}",
             "status": "acked",
         },
     )
     return value or 0.0
 
 
-async def wait_acked(namespace: str, at_least: float, within_s: float = 30) -> None:
+async def wait_acked(
+    namespace: str, at_least: float, within_s: float = 30, event: type[Event] = ChunksEmbeddedV1
+) -> None:
     for _ in range(int(within_s / 0.05)):
-        if acked_batches(namespace) >= at_least:
+        if acked_batches(namespace, event) >= at_least:
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"the query consumer acked {acked_batches(namespace)} batches, expected {at_least}")

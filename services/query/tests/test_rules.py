@@ -58,6 +58,7 @@ def test_indexed_event_is_due_once_when_all_chunks_are_in() -> None:
     assert not indexed_event_due(4, 5, already_emitted=False)
     assert indexed_event_due(5, 5, already_emitted=False)
     assert not indexed_event_due(5, 5, already_emitted=True)
+    assert not indexed_event_due(5, None, already_emitted=False)  # v2: the last batch (the total) not in yet
     document_id = uuid.uuid4()
     assert indexed_event_id(document_id, 1) == indexed_event_id(document_id, 1) != indexed_event_id(document_id, 2)
 

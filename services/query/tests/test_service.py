@@ -36,7 +36,7 @@ from tests.query_support import (
     running_peers,
     wait_acked,
 )
-from vectrion_common.contracts import DocumentFailedV1, DocumentIndexedV1, GuardrailVerdict
+from vectrion_common.contracts import ChunksEmbeddedV2, DocumentFailedV1, DocumentIndexedV1, GuardrailVerdict
 from vectrion_common.identity import IDENTITY_HEADER, Identity, sign_identity
 from vectrion_query.access import AccessScope
 from vectrion_query.main import create_app
@@ -137,6 +137,59 @@ async def test_indexed_event_waits_for_the_last_batch(app: Any, peers: Peers, na
     for batch in rest:
         await peers.publish(batch)
     await peers.wait_for(lambda: bool(peers.events(DocumentIndexedV1, doc.document_id)))
+
+
+async def test_streamed_v2_batches_index_once_when_all_are_in_whatever_their_order(
+    app: Any, peers: Peers, admin_conn: Any, namespace: str
+) -> None:
+    doc = make_doc(HANDBOOK)
+    first, middle, last = doc.batches_v2(3)
+    assert (first.total_chunks, middle.total_chunks, last.total_chunks) == (None, None, len(HANDBOOK))
+    before = acked_batches(namespace, ChunksEmbeddedV2)
+
+    async def indexed_after(batches: list[ChunksEmbeddedV2]) -> list[DocumentIndexedV1]:
+        target = acked_batches(namespace, ChunksEmbeddedV2) + len(batches)
+        for batch in batches:
+            await peers.publish(batch)
+        await wait_acked(namespace, target, event=ChunksEmbeddedV2)
+        await asyncio.sleep(0.3)
+        found: list[DocumentIndexedV1] = peers.events(DocumentIndexedV1, doc.document_id)
+        return found
+
+    # The last batch (the only one with the total) first, then a redelivery of it: not complete.
+    assert await indexed_after([last, last]) == []
+    progress = await admin_conn.fetchrow(
+        "SELECT total_chunks, indexed_chunks FROM query.document_progress WHERE document_id = $1", doc.document_id
+    )
+    assert tuple(progress) == (len(HANDBOOK), len(last.chunks))
+    # The first batch, twice (same event id, then an embedder re-run with a new one): still not complete.
+    assert await indexed_after([first, first.model_copy(update={"event_id": uuid.uuid4()})]) == []
+    # The middle batch completes it: exactly one document.indexed.v1 with every chunk.
+    [indexed] = await indexed_after([middle])
+    assert indexed.chunk_count == len(HANDBOOK)
+    assert await read_model_count(admin_conn, doc) == len(HANDBOOK)
+    assert await app.state.vector_store.count(doc.document_id, doc.generation) == len(HANDBOOK)
+    assert len(await indexed_after([first, middle, last])) == 1
+    assert acked_batches(namespace, ChunksEmbeddedV2) == before + 8
+
+
+async def test_v2_batches_without_the_last_one_never_index_the_document(
+    app: Any, peers: Peers, admin_conn: Any
+) -> None:
+    doc = make_doc(HANDBOOK)
+    *earlier, _last = doc.batches_v2(2)
+    for batch in earlier:
+        await peers.publish(batch)
+    for _ in range(100):
+        if await read_model_count(admin_conn, doc) == sum(len(b.chunks) for b in earlier):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    assert peers.events(DocumentIndexedV1, doc.document_id) == []
+    total = await admin_conn.fetchval(
+        "SELECT total_chunks FROM query.document_progress WHERE document_id = $1", doc.document_id
+    )
+    assert total is None
 
 
 async def test_batch_with_wrong_dimension_fails_the_document_once(app: Any, peers: Peers, admin_conn: Any) -> None:

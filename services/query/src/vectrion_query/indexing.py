@@ -1,4 +1,10 @@
-"""Indexing of embedded chunks: the work behind the ``query`` consumer of chunks.embedded.v1.
+"""Indexing of embedded chunks: the work behind the ``query`` consumers of chunks.embedded.v2 (and v1).
+
+v2 batches of a document stream in while it is still being extracted; only the last one
+knows the document's chunk total. Progress is therefore counted from what is held (read-model
+rows of the (document, generation), idempotent under redelivery), not from messages, and the
+total is recorded whenever the batch that carries it arrives, first or last. v1 batches carry
+the total on every batch and go through the same code.
 
 Order matters for crash safety. Points go to the vector store first (upsert by
 deterministic chunk id: repeating it is harmless). Then ONE transaction claims
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vectrion_common.contracts import ChunksEmbeddedV1, DocumentFailedV1, DocumentIndexedV1
+from vectrion_common.contracts import ChunksEmbeddedV1, ChunksEmbeddedV2, DocumentFailedV1, DocumentIndexedV1
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
@@ -32,17 +38,20 @@ log = get_logger(__name__)
 
 CONSUMER = "query"
 
+ChunksEmbedded = ChunksEmbeddedV1 | ChunksEmbeddedV2
+
 
 def indexed_event_id(document_id: uuid.UUID, generation: int) -> uuid.UUID:
     """One document.indexed.v1 per (document, generation), whatever batch completes it."""
     return uuid.uuid5(document_id, f"{DocumentIndexedV1.event_type}:{generation}")
 
 
-def indexed_event_due(indexed_chunks: int, total_chunks: int, already_emitted: bool) -> bool:
-    return not already_emitted and indexed_chunks >= total_chunks
+def indexed_event_due(indexed_chunks: int, total_chunks: int | None, already_emitted: bool) -> bool:
+    """``total_chunks`` None: the last batch has not arrived, so the document cannot be complete."""
+    return not already_emitted and total_chunks is not None and indexed_chunks >= total_chunks
 
 
-def points_of(event: ChunksEmbeddedV1) -> list[IndexPoint]:
+def points_of(event: ChunksEmbedded) -> list[IndexPoint]:
     return [
         IndexPoint(
             chunk_id=chunk.chunk_id,
@@ -60,7 +69,7 @@ def points_of(event: ChunksEmbeddedV1) -> list[IndexPoint]:
     ]
 
 
-def read_model_rows(event: ChunksEmbeddedV1, token_counts: Sequence[int | None] = ()) -> list[dict[str, object]]:
+def read_model_rows(event: ChunksEmbedded, token_counts: Sequence[int | None] = ()) -> list[dict[str, object]]:
     """The read-model rows of a batch; ``token_counts`` by chunk (missing: NULL, counted when used)."""
     return [
         {
@@ -96,7 +105,7 @@ class ChunkIndexer:
     # at every answer that reads it.
     count_tokens: Callable[[Sequence[str]], list[int]] | None = None
 
-    async def handle(self, event: ChunksEmbeddedV1) -> None:
+    async def handle(self, event: ChunksEmbedded) -> None:
         if event.dimension != self.dimension or any(len(c.vector) != self.dimension for c in event.chunks):
             reason = f"embedding dimension {event.dimension} does not match the index ({self.dimension})"
             await self._fail(event, reason)
@@ -184,11 +193,11 @@ class ChunkIndexer:
             log.info("document.indexed", document_id=str(event.document_id), chunks=indexed, old_rows_dropped=dropped)
             self.wake_relay()
 
-    async def _drop_older_points(self, event: ChunksEmbeddedV1) -> None:
+    async def _drop_older_points(self, event: ChunksEmbedded) -> None:
         if event.generation > 1:
             await self.store.delete_generations_before(event.document_id, event.generation)
 
-    async def _drop_stale(self, event: ChunksEmbeddedV1, newest: int, *, upserted: bool) -> None:
+    async def _drop_stale(self, event: ChunksEmbedded, newest: int, *, upserted: bool) -> None:
         """A batch of a generation older than one already indexed: it must not come back."""
         if upserted:
             await self.store.delete_points([c.chunk_id for c in event.chunks])
@@ -199,7 +208,7 @@ class ChunkIndexer:
             newest_indexed=newest,
         )
 
-    async def _fail(self, event: ChunksEmbeddedV1, reason: str) -> None:
+    async def _fail(self, event: ChunksEmbedded, reason: str) -> None:
         """A batch we can never index: report it once, permanently (retrying cannot help)."""
         async with unit_of_work(self.sessions) as session:
             if not await claim_message(session, inbox, CONSUMER, event.event_id):

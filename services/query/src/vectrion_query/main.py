@@ -1,4 +1,4 @@
-"""The query service's application: HTTP API + chunks.embedded.v1 consumer + outbox relay.
+"""The query service's application: HTTP API + chunks.embedded.v2 (and v1) consumer + outbox relay.
 
 Run: ``uvicorn --factory vectrion_query.main:create_app --port 8004``.
 With the default embedded Qdrant (local mode) exactly ONE query process may

@@ -48,7 +48,8 @@ document_progress = sa.Table(
     sa.Column("document_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("generation", sa.Integer, primary_key=True),
     sa.Column("tenant_id", UUID(as_uuid=True), nullable=False),
-    sa.Column("total_chunks", sa.Integer, nullable=False),
+    # NULL until the batch that knows it arrives (chunks.embedded.v2: the last one; v1: any).
+    sa.Column("total_chunks", sa.Integer, nullable=True),
     sa.Column("indexed_chunks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("indexed_event_emitted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),

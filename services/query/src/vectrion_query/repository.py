@@ -33,14 +33,15 @@ async def insert_chunks(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    total_chunks: int
+    total_chunks: int | None  # None: the document's last batch has not arrived yet
     indexed_event_emitted: bool
 
 
 async def lock_progress(
-    session: AsyncSession, document_id: uuid.UUID, generation: int, tenant_id: uuid.UUID, total_chunks: int
+    session: AsyncSession, document_id: uuid.UUID, generation: int, tenant_id: uuid.UUID, total_chunks: int | None
 ) -> Progress:
-    """Create the progress row if needed and lock it, so concurrent batches of one document serialise here."""
+    """Create the progress row if needed and lock it, so concurrent batches of one document serialise here.
+    A known ``total_chunks`` fills the row's when that is still unknown (batches arrive in any order)."""
     await session.execute(
         insert(document_progress)
         .values(document_id=document_id, generation=generation, tenant_id=tenant_id, total_chunks=total_chunks)
@@ -53,7 +54,15 @@ async def lock_progress(
             .with_for_update()
         )
     ).one()
-    return Progress(total_chunks=row.total_chunks, indexed_event_emitted=row.indexed_event_emitted)
+    total: int | None = row.total_chunks
+    if total is None and total_chunks is not None:
+        await session.execute(
+            sa.update(document_progress)
+            .where(document_progress.c.document_id == document_id, document_progress.c.generation == generation)
+            .values(total_chunks=total_chunks)
+        )
+        total = total_chunks
+    return Progress(total_chunks=total, indexed_event_emitted=row.indexed_event_emitted)
 
 
 async def newest_indexed_generation(session: AsyncSession, document_id: uuid.UUID) -> int | None:
