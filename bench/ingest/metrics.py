@@ -22,8 +22,9 @@ STAGES: list[tuple[str, str, str, str]] = [
     ("chunker", HANDLED, "document.uploaded.v1", "chunker_handler_s"),
     ("guardrails", HANDLED, "rpc.guardrails_scan", "guardrails_chunk_scan_s"),
     ("embedder", "vectrion_embedder_ingest_encode_call_seconds_sum", "", "embedder_encode_s"),
-    ("embedder", HANDLED, "embedding.requested.v1", "embedder_handler_s"),
-    ("query", HANDLED, "chunks.embedded.v1", "query_index_s"),
+    # Every version of the batch events (v2 since the chunker streams; v1 left from before).
+    ("embedder", HANDLED, "embedding.requested.v", "embedder_handler_s"),
+    ("query", HANDLED, "chunks.embedded.v", "query_index_s"),
 ]
 
 

@@ -398,13 +398,13 @@ def test_autoscaled_deployments_leave_replicas_to_the_scaler(rendered: dict[str,
 
 @pytest.mark.parametrize("overlay", overlay_params())
 def test_embedder_scales_on_its_rabbitmq_queue(rendered: dict[str, list[Obj]], overlay: str) -> None:
-    from vectrion_common.contracts import EmbeddingRequestedV1
+    from vectrion_common.contracts import EmbeddingRequestedV2
     from vectrion_common.messaging.topology import Topology
 
     objects = rendered[overlay]
     config = next(iter(of_kind(objects, "ConfigMap")))["data"]
-    expected = Topology(config["VECTRION_BROKER_NAMESPACE"]).queue_name("embedder", EmbeddingRequestedV1)
-    assert expected == "vectrion.embedder.embedding.requested.v1"
+    expected = Topology(config["VECTRION_BROKER_NAMESPACE"]).queue_name("embedder", EmbeddingRequestedV2)
+    assert expected == "vectrion.embedder.embedding.requested.v2"
 
     spec = named(objects, "ScaledObject", "embedder")["spec"]
     assert spec["scaleTargetRef"] == {"name": "embedder"}
