@@ -1,5 +1,7 @@
 """kill -9 of the chunker, the embedder and the query consumer in the middle of work, ten times
-each: afterwards every document is indexed once, with chunks == read-model rows == Qdrant points."""
+each: afterwards every document is indexed once, with chunks == read-model rows == Qdrant points.
+The chunker streams in windows of 2 pages here, so it is also killed between two windows of a
+document (``chunker-window``): some of its batches stored and sent, the rest not yet."""
 
 from __future__ import annotations
 
@@ -23,7 +25,12 @@ BATCH = [
 ]
 RUNS = 10
 # The log event each target writes when it finished one unit of work: kill it right after one.
-PROGRESS = {"chunker": "chunker.document_chunked", "embedder": "embedder.batch_embedded", "query": "chunks.indexed"}
+PROGRESS = {
+    "chunker": "chunker.document_chunked",
+    "chunker-window": "chunker.window_stored",
+    "embedder": "embedder.batch_embedded",
+    "query": "chunks.indexed",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, broker_namespace: str) ->
         tmp_path_factory.mktemp("crash"),
         f"{broker_namespace}c",
         # Small embedding batches: each document is several messages for the embedder and query.
-        extra_env={"VECTRION_EMBEDDING_BATCH_SIZE": "8"},
+        extra_env={"VECTRION_EMBEDDING_BATCH_SIZE": "8", "VECTRION_EXTRACT_WINDOW_PAGES": "2"},
     )
     try:
         yield running
@@ -40,8 +47,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, broker_namespace: str) ->
         stop_pipeline(running)
 
 
+def _service(target: str) -> str:
+    return target.split("-", 1)[0]
+
+
 def _wait_for_progress(pipeline: Pipeline, target: str, seen: int, timeout: float = 60) -> None:
-    service = pipeline.services[target]
+    service = pipeline.services[_service(target)]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if len(service.events(PROGRESS[target])) > seen:
@@ -50,9 +61,9 @@ def _wait_for_progress(pipeline: Pipeline, target: str, seen: int, timeout: floa
     raise AssertionError(f"{target} made no progress in {timeout}s:\n{service.log_tail()}")
 
 
-@pytest.mark.parametrize("target", ["chunker", "embedder", "query"])
+@pytest.mark.parametrize("target", ["chunker", "chunker-window", "embedder", "query"])
 def test_kill_9_mid_work_loses_nothing_and_duplicates_nothing(pipeline: Pipeline, target: str) -> None:
-    service = pipeline.services[target]
+    service = pipeline.services[_service(target)]
     rng = random.Random(target)
     document_ids: list[str] = []
     busy_at_kill = 0
