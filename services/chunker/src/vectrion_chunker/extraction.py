@@ -269,23 +269,22 @@ _PARTITIONERS: dict[str, Callable[[bytes], list[Any]]] = {
 def extract_pdf(data: bytes, *, ocr_max_pages: int = 0, page_range: range | None = None) -> Extraction:
     """The document's text elements in reading order, each with its 1-based page number.
 
-    ``page_range`` (1-based page numbers, e.g. ``range(33, 65)``): only those pages, as a
-    window of a long document (see :mod:`vectrion_chunker.pipeline`). Each page comes out as
-    in a whole-document extraction, absolute page numbers included (unstructured builds and
-    sorts every page on its own); ``Extraction.pages`` is then the window's page count.
+    ``page_range`` (1-based page numbers, e.g. ``range(33, 65)``, of a PDF that
+    :func:`count_pages` has accepted): only those pages, as a window of a long document (see
+    :mod:`vectrion_chunker.pipeline`). Each page comes out as in a whole-document extraction,
+    absolute page numbers included (unstructured builds and sorts every page on its own);
+    ``Extraction.pages`` is then the window's page count.
     """
     from pdfminer.psexceptions import PSException  # base of pdfminer's parse errors
 
-    pages = count_pages(data)
-    window = (
-        range(1, pages + 1) if page_range is None else range(max(page_range.start, 1), min(page_range.stop, pages + 1))
-    )
+    # A window's caller counted the pages once for all windows (pypdf reads the whole file: ~0.1 s).
+    window = range(1, count_pages(data) + 1) if page_range is None else page_range
     ensure_offline_nlp()
     from unstructured.partition.pdf import partition_pdf
 
     try:
         elements = partition_pdf(
-            file=io.BytesIO(data if len(window) == pages else pdf_pages(data, window)),
+            file=io.BytesIO(data if page_range is None else pdf_pages(data, window)),
             strategy="fast",
             languages=["eng"],
             starting_page_number=window.start,
@@ -313,7 +312,10 @@ def pdf_pages(data: bytes, pages: range) -> bytes:
     (fonts, images) and their content streams as they are, about 0.5 ms a page."""
     import pypdfium2
 
-    source = pypdfium2.PdfDocument(data)
+    try:
+        source = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as exc:  # pypdf read it, pdfium cannot: as damaged as a pdfminer failure
+        raise UnreadableDocument(f"the PDF is damaged: {type(exc).__name__}: {exc}") from exc
     part = pypdfium2.PdfDocument.new()
     try:
         part.import_pages(source, [p - 1 for p in pages])

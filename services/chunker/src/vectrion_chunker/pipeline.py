@@ -68,7 +68,8 @@ class WindowedChunker:
             self._windows = page_windows(count_pages(self._data), self._window_pages) if self.is_pdf else []
         if self._windows:
             window = self._windows[self._next]
-            extraction = extract_pdf(self._data, page_range=window)
+            # One window: the whole file as it is, exactly as before windows existed.
+            extraction = extract_pdf(self._data, page_range=window if len(self._windows) > 1 else None)
             # OCR here, not in extract_pdf: ocr_max_pages bounds the whole document, not each window.
             missing = [p for p in window if p not in extraction.pages_with_text][: self._ocr_left]
             if missing:
