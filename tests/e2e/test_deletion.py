@@ -41,8 +41,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, broker_namespace: str) ->
     running = start_pipeline(
         tmp_path_factory.mktemp("deletion"),
         f"{broker_namespace}d",
-        # Small batches: a document is several embedder/query messages, so a delete lands among them.
-        extra_env={"VECTRION_EMBEDDING_BATCH_SIZE": "8", "VECTRION_DELETE_WAIT_SECONDS": "5"},
+        # Small batches: a document is several embedder/query messages, so a delete lands among them;
+        # 4-page windows: the 18-page document is deleted while the chunker is still streaming it.
+        extra_env={
+            "VECTRION_EMBEDDING_BATCH_SIZE": "8",
+            "VECTRION_EXTRACT_WINDOW_PAGES": "4",
+            "VECTRION_DELETE_WAIT_SECONDS": "5",
+        },
     )
     try:
         yield running
