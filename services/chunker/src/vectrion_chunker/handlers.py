@@ -7,6 +7,7 @@ is open; then one transaction stores the chunks of the embedding batches that wi
 completed and stages those batches (``embedding.requested.v2``) in the outbox. The last
 window's transaction also claims the message in the inbox and stages
 ``document.chunked.v1``, so the upload counts as handled only once all of it is stored.
+The next window is extracted (in the worker thread) while one is scanned and stored.
 
 A crash or retry after window k re-extracts from the start: batch ``i`` always holds the
 same chunks and has an event id derived from the upload's, and a batch is staged only in
@@ -79,6 +80,12 @@ class _Progress:
                 self.flagged.append(chunk.chunk_index)
 
 
+def _retrieve_exception(future: asyncio.Future[ChunkedWindow]) -> None:
+    """A window extracted ahead and then dropped (the stream stopped): its error is of no interest."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass(slots=True)
 class UploadHandler:
     sessions: async_sessionmaker[AsyncSession]
@@ -121,36 +128,43 @@ class UploadHandler:
         cutter = BatchCutter(self.embedding_batch_size)
         progress = _Progress()
         loop = asyncio.get_running_loop()
+        extracting = loop.run_in_executor(self.extractors, chunker.next_window)
         while True:
             try:
-                window = await loop.run_in_executor(self.extractors, chunker.next_window)
+                window = await extracting
             except UnreadableDocument as exc:
                 # Windows stored before stay until a reprocess or a delete: the document is failed.
                 await self._fail(upload, str(exc))
                 return
+            if not window.last:
+                # The next window extracts while this one is scanned and stored (one call at a time:
+                # the chunker is not thread-safe). If this window stops the stream, it is dropped.
+                extracting = loop.run_in_executor(self.extractors, chunker.next_window)
+                extracting.add_done_callback(_retrieve_exception)
             verdicts: list[Verdict] | None = None
             if self.scanner is not None and window.chunks:
                 # Network I/O before the transaction; a failure raises and is retried like any transient error.
                 verdicts = list(await self.scanner.scan(upload.tenant_id, [c.text for c in window.chunks]))
             progress.add(window, verdicts)
             batches = cutter.add(window.chunks, verdicts, last=window.last)
-            outcome = await self._store_window(upload, batches, progress, last=window.last)
+            outcome, inserted = await self._store_window(upload, batches, progress, last=window.last)
             WINDOWS.inc()
-            PAGES.labels("yes").inc(window.pages - window.pages_without_text)
-            PAGES.labels("no").inc(window.pages_without_text)
             if outcome != "stored":
                 log.info(f"chunker.{outcome}_stream_stopped", pages_done=progress.pages)
                 OUTCOMES.labels(outcome).inc()
                 return
             if self.relay is not None:
                 self.relay.wake()
-            CHUNKS.inc(sum(len(b.chunks) for b in batches))
+            PAGES.labels("yes").inc(window.pages - window.pages_without_text)
+            PAGES.labels("no").inc(window.pages_without_text)
+            CHUNKS.inc(inserted)
             log.info(
                 "chunker.window_stored",
                 pages=window.pages,
                 pages_done=progress.pages,
                 chunks=len(window.chunks),
                 batches=[b.index for b in batches],
+                inserted=inserted,
                 last=window.last,
                 extract_ms=round(window.extract_seconds * 1000, 1),
             )
@@ -172,25 +186,26 @@ class UploadHandler:
 
     async def _store_window(
         self, upload: DocumentUploadedV1, batches: list[Batch], progress: _Progress, *, last: bool
-    ) -> WindowOutcome:
+    ) -> tuple[WindowOutcome, int]:
         """One transaction: the window's complete batches stored and staged; the last one also claims
-        the message and stages document.chunked.v1."""
+        the message and stages document.chunked.v1. Returns the outcome and the chunk rows inserted."""
+        inserted_rows = 0
         async with unit_of_work(self.sessions) as session:
             await lock_document(session, upload.document_id)
             # The last window claims first: a copy that got this far already stored everything.
             claimed = last and await claim_message(session, inbox, CONSUMER, upload.event_id)
             if last and not claimed:
-                return "duplicate"
+                return "duplicate", 0
             if await is_deleted(session, deleted_documents, upload.document_id):
                 # Deleted while being extracted: nothing more of it may be stored or sent on
                 # (the deletion removed what earlier windows stored).
                 await self._claim_to_stop(session, upload, claimed)
-                return "deleted"
+                return "deleted", 0
             latest = await repository.latest_generation(session, upload.document_id)
             if latest is not None and latest > upload.generation:
                 log.info("chunker.stale_generation_ignored", latest_generation=latest)
                 await self._claim_to_stop(session, upload, claimed)
-                return "stale"
+                return "stale", 0
             await repository.delete_older_generations(session, upload.document_id, upload.generation)
             for batch in batches:
                 inserted = await repository.insert_chunks(
@@ -200,6 +215,7 @@ class UploadHandler:
                 # mean an earlier delivery staged (and maybe published) this batch.
                 if inserted:
                     await add_event(session, outbox, embedding_requested(upload, batch), skip_duplicate=True)
+                inserted_rows += inserted
             if last:
                 await add_event(
                     session,
@@ -211,7 +227,7 @@ class UploadHandler:
                         pages_without_text=progress.pages_without_text,
                     ),
                 )
-        return "stored"
+        return "stored", inserted_rows
 
     @staticmethod
     async def _claim_to_stop(session: AsyncSession, upload: DocumentUploadedV1, claimed: bool) -> None:
