@@ -24,8 +24,9 @@ class EmbedderSettings(ServiceSettings):
     coalesce_max_texts: int = Field(
         default=512, ge=1, description="most texts of queued ingestion messages merged into one encode call"
     )
+    # 10, as the chunker's extraction (see its extract_nice): evenly niced background stages.
     ingest_encode_nice: int = Field(
-        default=5,
+        default=10,
         ge=0,
         le=19,
         description="niceness of the thread encoding ingestion batches: query-embedding RPCs (normal priority) "
