@@ -119,7 +119,28 @@ class ChunksEmbeddedV1(Event):
     chunks: list[EmbeddedChunk]
 
 
-class EmbeddingRequestedV2(Event):
+class _StreamedBatch(Event):
+    """Numbering of a v2 batch: ``batch_count`` and ``total_chunks`` only on the last one."""
+
+    batch_index: int = Field(ge=0)
+    batch_count: int | None = Field(default=None, ge=1)
+    total_chunks: int | None = Field(default=None, ge=1)
+    document: DocumentMeta
+
+    @model_validator(mode="after")
+    def _totals_together(self) -> Self:
+        if (self.batch_count is None) != (self.total_chunks is None):
+            raise ValueError("batch_count and total_chunks come together, on the last batch only")
+        if self.batch_count is not None and self.batch_index != self.batch_count - 1:
+            raise ValueError("only the last batch (batch_index == batch_count - 1) carries the totals")
+        return self
+
+    @property
+    def is_last(self) -> bool:
+        return self.batch_count is not None
+
+
+class EmbeddingRequestedV2(_StreamedBatch):
     """One batch of a document's chunks, sent while the document is still being extracted.
 
     The chunker streams a large document in page windows, so how many chunks (and batches)
@@ -132,51 +153,18 @@ class EmbeddingRequestedV2(Event):
 
     event_type: ClassVar[str] = "embedding.requested.v2"
 
-    batch_index: int = Field(ge=0)
-    batch_count: int | None = Field(default=None, ge=1)
-    total_chunks: int | None = Field(default=None, ge=1)
-    document: DocumentMeta
     chunks: list[ChunkPayload]
 
-    @model_validator(mode="after")
-    def _totals_together(self) -> Self:
-        _check_totals(self.batch_index, self.batch_count, self.total_chunks)
-        return self
 
-    @property
-    def is_last(self) -> bool:
-        return self.batch_count is not None
-
-
-class ChunksEmbeddedV2(Event):
+class ChunksEmbeddedV2(_StreamedBatch):
     """``embedding.requested.v2`` with vectors: the same batch numbering and the same rule,
     ``batch_count`` and ``total_chunks`` only on the last batch."""
 
     event_type: ClassVar[str] = "chunks.embedded.v2"
 
-    batch_index: int = Field(ge=0)
-    batch_count: int | None = Field(default=None, ge=1)
-    total_chunks: int | None = Field(default=None, ge=1)
-    document: DocumentMeta
     model_id: str
     dimension: int
     chunks: list[EmbeddedChunk]
-
-    @model_validator(mode="after")
-    def _totals_together(self) -> Self:
-        _check_totals(self.batch_index, self.batch_count, self.total_chunks)
-        return self
-
-    @property
-    def is_last(self) -> bool:
-        return self.batch_count is not None
-
-
-def _check_totals(batch_index: int, batch_count: int | None, total_chunks: int | None) -> None:
-    if (batch_count is None) != (total_chunks is None):
-        raise ValueError("batch_count and total_chunks come together, on the last batch only")
-    if batch_count is not None and batch_index != batch_count - 1:
-        raise ValueError("only the last batch (batch_index == batch_count - 1) carries the totals")
 
 
 class DocumentIndexedV1(Event):
