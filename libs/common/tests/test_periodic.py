@@ -9,6 +9,7 @@ from vectrion_common.periodic import Periodic
 
 async def test_jobs_run_every_round_and_a_failing_one_is_tried_again_next_round() -> None:
     rounds: list[str] = []
+    two_rounds = asyncio.Event()
 
     async def flaky() -> None:
         rounds.append("flaky")
@@ -16,10 +17,12 @@ async def test_jobs_run_every_round_and_a_failing_one_is_tried_again_next_round(
 
     async def steady() -> None:
         rounds.append("steady")
+        if len(rounds) >= 4:
+            two_rounds.set()
 
     periodic = Periodic("test", 0.01, [flaky, steady], first_round_at_once=True)
     periodic.start()
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(two_rounds.wait(), 10)  # ~0.02 s; a busy CI loop may take longer
     await periodic.stop()
     assert rounds[:4] == ["flaky", "steady", "flaky", "steady"]
     after_stop = len(rounds)
