@@ -1,7 +1,7 @@
 """The query-embedding RPC (query service -> embedder, `<ns>.rpc.embed`) timed from outside.
 
 The probe calls the embedder's RPC queue exactly as the query service does
-(``vectrion_query.rpc.call``: FastStream request/reply), with a new question
+(``vectrion_common.messaging.rpc.call``: direct reply-to), with a new question
 each time, from a thread with its own event loop, so it can run while an
 ingestion backlog is being processed.
 """
@@ -18,6 +18,7 @@ from faststream.rabbit import RabbitBroker
 
 from tests.harness import RABBITMQ_URL
 from vectrion_common.contracts import EmbedRequest, EmbedResponse
+from vectrion_common.messaging.rpc import call
 from vectrion_common.messaging.topology import Topology
 
 QUESTIONS = (
@@ -67,12 +68,9 @@ class EmbedRpcProbe:
                 text = f"{QUESTIONS[n % len(QUESTIONS)]} ({n})"  # never the same text twice
                 started = time.perf_counter()
                 try:
-                    response = await broker.request(
-                        EmbedRequest(texts=[text]).model_dump(mode="json"),
-                        queue=self._topology.rpc_queue("embed"),
-                        timeout=self._timeout,
+                    await call(
+                        broker, self._topology, "embed", EmbedRequest(texts=[text]), EmbedResponse, self._timeout
                     )
-                    EmbedResponse.model_validate(await response.decode())
                     self.ms.append((time.perf_counter() - started) * 1000)
                 except Exception:  # a timeout or a bad reply counts, it is not fatal
                     self.failures += 1

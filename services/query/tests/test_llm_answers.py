@@ -20,8 +20,8 @@ from tests.fake_openai import FakeProvider, serve_fake_provider, stop_fake_provi
 from tests.harness import RABBITMQ_URL, migrate_services
 from tests.query_support import HANDBOOK, SECRET, Doc, Peers, as_user, index, make_doc, own_namespace, running_peers
 from vectrion_common.contracts import GuardrailCheckRequest, GuardrailVerdict
+from vectrion_common.messaging.rpc import call
 from vectrion_query.main import create_app
-from vectrion_query.rpc import call
 from vectrion_query.settings import QuerySettings
 
 DEADLINE_S = 4.0

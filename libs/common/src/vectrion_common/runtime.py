@@ -2,9 +2,11 @@
 
 A service builds a :class:`ServiceRuntime` in its lifespan, subscribes its
 handlers (each one retried and parked the same way, see
-:mod:`vectrion_common.messaging.retry`), adds its own readiness checks, then
-``async with runtime.running():`` connects the broker, declares the topology,
-starts consuming and the outbox relay; leaving stops them in reverse order.
+:mod:`vectrion_common.messaging.retry`), routes the RPC queues it answers
+(``runtime.rpc``, see :mod:`vectrion_common.messaging.rpc`), adds its own
+readiness checks, then ``async with runtime.running():`` connects the broker,
+declares the topology, starts consuming, answering and the outbox relay;
+leaving stops them in reverse order.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from vectrion_common.messaging.broker import make_broker
 from vectrion_common.messaging.failures import publish_failures, stage_failures_in_outbox
 from vectrion_common.messaging.outbox import OutboxRelay
 from vectrion_common.messaging.retry import Consumers, E, FailureReporter, Handler, RetryPolicy
+from vectrion_common.messaging.rpc import RpcServer
 from vectrion_common.messaging.topology import Topology
 from vectrion_common.settings import ServiceSettings
 
@@ -43,6 +46,7 @@ class ServiceRuntime:
     ) -> None:
         self.topology = Topology(settings.broker_namespace)
         self.broker: RabbitBroker = make_broker(settings, app.state.tracer_provider)
+        self.rpc = RpcServer(self.broker, app.state.tracer_provider)
         self.engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self.relay: OutboxRelay | None = None
@@ -92,12 +96,14 @@ class ServiceRuntime:
             await self.broker.connect()
             await self.consumers.declare()
             await self.broker.start()
+            await self.rpc.start()
             if self.relay is not None:
                 self.relay.start()
             yield
         finally:
             if self.relay is not None:
                 await self.relay.stop()
+            await self.rpc.stop()
             await self.broker.stop()
             if self.engine is not None:
                 await self.engine.dispose()

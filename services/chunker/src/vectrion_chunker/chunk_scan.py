@@ -17,6 +17,7 @@ from faststream.rabbit import RabbitBroker
 
 from vectrion_chunker.settings import ChunkerSettings
 from vectrion_common.contracts import GuardrailScanRequest, GuardrailScanResponse
+from vectrion_common.messaging.rpc import RpcFailed, call
 from vectrion_common.messaging.topology import Topology
 
 SCAN_QUEUE = "guardrails_scan"
@@ -43,12 +44,11 @@ class RpcChunkScanner:
             batch = list(texts[start : start + BATCH])
             request = GuardrailScanRequest(texts=batch, tenant_id=tenant_id)
             try:
-                response = await self._broker.request(
-                    request.model_dump(mode="json"), queue=self._topology.rpc_queue(SCAN_QUEUE), timeout=self._timeout
+                reply = await call(
+                    self._broker, self._topology, SCAN_QUEUE, request, GuardrailScanResponse, self._timeout
                 )
-                reply = GuardrailScanResponse.model_validate(await response.decode())
-            except Exception as exc:  # timeout, broker trouble, malformed reply: all "no verdict"
-                raise ChunkScanFailed(f"guardrails did not scan the chunks: {type(exc).__name__}") from exc
+            except RpcFailed as exc:  # timeout, broker trouble, a failed scan, malformed reply: all "no verdict"
+                raise ChunkScanFailed(f"guardrails did not scan the chunks: {exc}") from exc
             if len(reply.verdicts) != len(batch):
                 raise ChunkScanFailed("guardrails answered a different number of verdicts than chunks sent")
             verdicts += [v.model_dump(mode="json") for v in reply.verdicts]

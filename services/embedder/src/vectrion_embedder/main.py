@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from faststream.rabbit import Channel
 
 from vectrion_common.contracts import EmbeddingRequestedV1, EmbeddingRequestedV2, EmbedRequest, EmbedResponse
 from vectrion_common.logs import configure_logging, get_logger
@@ -48,9 +47,10 @@ def create_app(settings: EmbedderSettings | None = None, embedder: Embedder | No
         # Concurrent RPCs (up to rpc_prefetch) share model calls instead of each starting its own.
         rpc_model = BatchingEmbedder(model)
 
-        @broker.subscriber(topology.rpc_queue(RPC_NAME), channel=Channel(prefetch_count=settings.rpc_prefetch))
         async def on_embed(request: EmbedRequest) -> EmbedResponse:
             return await handle_embed_rpc(request, rpc_model)
+
+        runtime.rpc.route(topology.rpc_queue(RPC_NAME), EmbedRequest, on_embed, prefetch=settings.rpc_prefetch)
 
         async def model_ready() -> None:
             # The query lane: a probe must not wait for an ingestion batch to finish.

@@ -1,9 +1,7 @@
-"""RPC subscribers: query asks ``<ns>.rpc.guardrails`` for one verdict; the chunker (and
+"""RPC routes: query asks ``<ns>.rpc.guardrails`` for one verdict; the chunker (and
 query, for retrieved chunks) asks ``<ns>.rpc.guardrails_scan`` for a batch of document chunks."""
 
 from __future__ import annotations
-
-from faststream.rabbit import RabbitBroker
 
 from vectrion_common.contracts import (
     GuardrailCheckRequest,
@@ -12,6 +10,7 @@ from vectrion_common.contracts import (
     GuardrailVerdict,
 )
 from vectrion_common.logs import get_logger
+from vectrion_common.messaging.rpc import RpcServer
 from vectrion_common.messaging.topology import Topology
 from vectrion_guardrails.policy import Policy, evaluate, evaluate_documents
 
@@ -20,17 +19,17 @@ log = get_logger(__name__)
 SCAN_QUEUE = "guardrails_scan"
 
 
-def register_handlers(broker: RabbitBroker, topology: Topology, policy: Policy) -> None:
-    @broker.subscriber(topology.rpc_queue("guardrails"))
+def register_handlers(rpc: RpcServer, topology: Topology, policy: Policy, *, prefetch: int) -> None:
     async def check(request: GuardrailCheckRequest) -> GuardrailVerdict:
-        # Returning the verdict makes FastStream publish it to the caller's reply queue.
         verdict = evaluate(request, policy)
         log_verdict(request, verdict, via="rpc")
         return verdict
 
-    @broker.subscriber(topology.rpc_queue(SCAN_QUEUE))
     async def scan(request: GuardrailScanRequest) -> GuardrailScanResponse:
         return scan_chunks(request, policy)
+
+    rpc.route(topology.rpc_queue("guardrails"), GuardrailCheckRequest, check, prefetch=prefetch)
+    rpc.route(topology.rpc_queue(SCAN_QUEUE), GuardrailScanRequest, scan, prefetch=prefetch)
 
 
 def scan_chunks(request: GuardrailScanRequest, policy: Policy) -> GuardrailScanResponse:

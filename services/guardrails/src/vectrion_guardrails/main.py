@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from vectrion_common.logs import configure_logging, get_logger
 from vectrion_common.messaging.broker import make_broker
+from vectrion_common.messaging.rpc import RpcServer
 from vectrion_common.messaging.topology import Topology
 from vectrion_common.settings import load_settings
 from vectrion_common.web import create_service_app
@@ -40,13 +41,15 @@ def create_app(settings: GuardrailsSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = make_broker(settings, app.state.tracer_provider)
-        register_handlers(broker, Topology(settings.broker_namespace), policy)
+        rpc = RpcServer(broker, app.state.tracer_provider)
+        register_handlers(rpc, Topology(settings.broker_namespace), policy, prefetch=settings.broker_prefetch)
 
         async def broker_ready() -> None:
             if not await broker.ping(timeout=2.0):
                 raise ConnectionError("RabbitMQ did not answer")
 
         await broker.start()
+        await rpc.start()
         app.state.readiness_checks["broker"] = broker_ready
         log.info(
             "guardrails.started",
@@ -58,6 +61,7 @@ def create_app(settings: GuardrailsSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await rpc.stop()
             await broker.stop()
 
     app = create_service_app(settings.service_name, lifespan=lifespan, otlp_endpoint=settings.otlp_endpoint)

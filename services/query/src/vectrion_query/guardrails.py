@@ -29,9 +29,9 @@ from vectrion_common.contracts import (
     GuardrailScanResponse,
     GuardrailVerdict,
 )
+from vectrion_common.messaging.rpc import RpcFailed, call
 from vectrion_common.messaging.topology import Topology
 from vectrion_query.errors import GuardrailsUnavailable
-from vectrion_query.rpc import RpcFailed, call
 from vectrion_query.settings import QuerySettings
 
 

@@ -9,9 +9,9 @@ from typing import Protocol
 from faststream.rabbit import RabbitBroker
 
 from vectrion_common.contracts import EmbedRequest, EmbedResponse
+from vectrion_common.messaging.rpc import RpcFailed, call
 from vectrion_common.messaging.topology import Topology
 from vectrion_query.errors import EmbedderUnavailable
-from vectrion_query.rpc import RpcFailed, call
 from vectrion_query.settings import QuerySettings
 
 
