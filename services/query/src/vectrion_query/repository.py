@@ -210,16 +210,19 @@ async def add_messages(
 ) -> None:
     """The messages of one exchange, and its conversation when it is new, in ONE statement.
 
-    ``new_conversation`` = (id, owner scope, title): the conversation row is inserted by a
-    data-modifying CTE of the same INSERT, so a question and its answer are stored in one
-    round trip, all or nothing. A multi-row VALUES takes one column list for all rows: a column
-    one row sets and another does not gets the table's own DEFAULT in the other.
+    ``new_conversation`` = (id, owner scope, title): the conversation row and every message
+    but the last are inserted by data-modifying CTEs of the INSERT of the last message, so a
+    question and its answer are stored in one round trip, all or nothing. Each is a one-row
+    INSERT with the columns its row sets (the others get the table's defaults): unlike a
+    multi-row VALUES, such a statement has a cache key, and SQLAlchemy compiles it once per
+    shape instead of at every answer (2-3 ms of CPU each time).
     """
     if not rows:
         return
-    columns = {name for row in rows for name in row}
-    default: sa.ColumnElement[Any] = sa.literal_column("DEFAULT")
-    statement = sa.insert(messages).values([{name: row.get(name, default) for name in columns} for row in rows])
+    *earlier, last = rows
+    statement = sa.insert(messages).values(last)
+    for index, row in enumerate(earlier):
+        statement = statement.add_cte(sa.insert(messages).values(row).cte(f"message_{index}"))
     if new_conversation is not None:
         conversation_id, scope, title = new_conversation
         statement = statement.add_cte(
