@@ -232,6 +232,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from vectrion_query.main import create_app
     from vectrion_query.retrieval import Retriever
     from vectrion_query.settings import QuerySettings
+    from vectrion_query.tokens import make_token_counter
     from vectrion_query.vector_store import make_vector_store
 
     configure_logging("query", "WARNING", True)
@@ -283,7 +284,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await store.start()
         lexical = LexicalIndex(sessions)
         indexer = ChunkIndexer(
-            store=store, sessions=sessions, dimension=384, wake_relay=lambda: None, on_tenant_changed=lexical.invalidate
+            store=store,
+            sessions=sessions,
+            dimension=384,
+            wake_relay=lambda: None,
+            on_tenant_changed=lexical.invalidate,
+            count_tokens=make_token_counter().count_many,  # as the service's indexer: counted once, here
         )
         # The chunker scans every chunk at ingestion and sends the verdict with it (the guardrails
         # service's document scan, the same policy code and version the guardrails process below runs).

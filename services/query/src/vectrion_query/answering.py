@@ -10,6 +10,7 @@ plugs in behind the same :class:`Answerer` protocol and falls back to this one.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Sequence
@@ -85,6 +86,7 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())}
 
 
+@functools.lru_cache(maxsize=16_384)  # words repeat across sentences and answers; ~2 MB at most
 def _stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
