@@ -13,9 +13,10 @@ import pytest
 from faststream.rabbit import RabbitBroker
 
 from tests.harness import RABBITMQ_URL
-from vectrion_common.contracts import DocumentIndexedV1, Event
+from vectrion_common.contracts import DocumentFailedV1, DocumentIndexedV1, Event
 from vectrion_common.messaging.broker import publish_event, publish_payload
 from vectrion_common.messaging.dead_letters import DeadLetterStore
+from vectrion_common.messaging.failures import publish_failures
 from vectrion_common.messaging.retry import Consumers, Failure, PermanentError, RetryPolicy
 from vectrion_common.messaging.topology import Topology, dlq_name
 
@@ -191,3 +192,34 @@ async def test_replay_after_the_fault_is_fixed_completes_and_purge_drops(
 
 async def _count(store: DeadLetterStore, queue: str, expected: int) -> bool:
     return len(await store.list_messages(queue)) >= expected
+
+
+async def test_a_given_up_failure_report_is_not_reported_again(topology: Topology) -> None:
+    """A document.failed.v1 that a consumer gave up on must not cause another one: it would come back
+    to the same consumer, and the document is failed already."""
+    import aio_pika
+
+    broker = RabbitBroker(RABBITMQ_URL)
+    await broker.connect()
+    await broker.declare_exchange(topology.events)
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        probe = await channel.declare_queue(exclusive=True)
+        await probe.bind(topology.events.name, routing_key=DocumentFailedV1.event_type)
+        report = publish_failures(broker, topology, "probe-stage")
+        failure = Failure("probe-stage", "q", 4, "RuntimeError: down", permanent=False)
+        given_up = DocumentFailedV1(
+            tenant_id=uuid.uuid4(), document_id=uuid.uuid4(), generation=1, stage="chunk", reason="x"
+        )
+        await report(given_up, failure)
+        await report(_event(), failure)
+        await asyncio.sleep(0.3)
+        first = await probe.get(no_ack=True, fail=False)
+        second = await probe.get(no_ack=True, fail=False)
+    finally:
+        await connection.close()
+        await broker.stop()
+    assert first is not None and second is None  # only the DocumentIndexedV1's failure was reported
+    reported = DocumentFailedV1.model_validate_json(first.body)
+    assert reported.document_id != given_up.document_id and reported.stage == "probe-stage"

@@ -1,6 +1,15 @@
-"""The query service's part of the deletion saga: document.deletion_requested.v1 -> the document's
-read-model rows and Qdrant points are gone, a tombstone keeps late batches out, and
+"""What the query service stops serving.
+
+The deletion saga: document.deletion_requested.v1 -> the document's read-model rows
+and Qdrant points are gone, a tombstone keeps late batches out, and
 document.deletion_confirmed.v1 (stage ``query``) tells ingest.
+
+A failed document: document.failed.v1 (any stage, generation g) -> the rows and
+points of generations up to g are gone and a marker keeps their late batches out
+(a document streamed in page windows may have had some batches indexed before a
+later window failed; ingest says ``failed``, so nothing of it may be served). A
+reprocess indexes a newer generation as usual. No tombstone and no confirmation:
+the document still exists.
 
 The read model is what search serves from (every hit, dense or BM25, is hydrated
 from it), so the commit that deletes the rows is the moment the document stops
@@ -16,7 +25,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vectrion_common.contracts import DocumentDeletionRequestedV1
+from vectrion_common.contracts import DocumentDeletionRequestedV1, DocumentFailedV1
 from vectrion_common.db import unit_of_work
 from vectrion_common.logs import get_logger
 from vectrion_common.messaging.inbox import claim_message
@@ -56,5 +65,32 @@ class DocumentRemover:
             document_id=str(event.document_id),
             rows=removed,
             answers_redacted=redacted,
+            duplicate=not first,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDocumentRemover:
+    store: VectorStore
+    sessions: async_sessionmaker[AsyncSession]
+    on_tenant_changed: Callable[[uuid.UUID], None] = field(default=lambda _tenant: None)
+
+    async def handle(self, event: DocumentFailedV1) -> None:
+        removed = 0
+        async with unit_of_work(self.sessions) as session:
+            await lock_document(session, event.document_id)
+            first = await claim_message(session, inbox, CONSUMER, event.event_id)
+            if first:
+                await repository.mark_failed(session, event.tenant_id, event.document_id, event.generation)
+                removed = await repository.delete_generations_before(session, event.document_id, event.generation + 1)
+        if removed:
+            self.on_tenant_changed(event.tenant_id)
+        await self.store.delete_generations_before(event.document_id, event.generation + 1)
+        log.info(
+            "document.failed_removed_from_index",
+            document_id=str(event.document_id),
+            generation=event.generation,
+            stage=event.stage,
+            rows=removed,
             duplicate=not first,
         )

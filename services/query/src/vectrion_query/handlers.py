@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from vectrion_common.contracts import ChunksEmbeddedV1, ChunksEmbeddedV2, DocumentDeletionRequestedV1, Event
+from vectrion_common.contracts import (
+    ChunksEmbeddedV1,
+    ChunksEmbeddedV2,
+    DocumentDeletionRequestedV1,
+    DocumentFailedV1,
+    Event,
+)
 from vectrion_common.runtime import ServiceRuntime
-from vectrion_query.deletion import DocumentRemover
+from vectrion_query.deletion import DocumentRemover, FailedDocumentRemover
 from vectrion_query.indexing import ChunkIndexer
 
-CONSUMED_EVENTS: tuple[type[Event], ...] = (ChunksEmbeddedV2, ChunksEmbeddedV1, DocumentDeletionRequestedV1)
+CONSUMED_EVENTS: tuple[type[Event], ...] = (
+    ChunksEmbeddedV2,
+    ChunksEmbeddedV1,
+    DocumentDeletionRequestedV1,
+    DocumentFailedV1,
+)
 
 
 def register_handlers(runtime: ServiceRuntime, indexer: ChunkIndexer) -> None:
@@ -18,3 +29,5 @@ def register_handlers(runtime: ServiceRuntime, indexer: ChunkIndexer) -> None:
     runtime.subscribe(ChunksEmbeddedV1, indexer.handle)
     remover = DocumentRemover(indexer.store, indexer.sessions, indexer.wake_relay, indexer.on_tenant_changed)
     runtime.subscribe(DocumentDeletionRequestedV1, remover.handle)
+    failed = FailedDocumentRemover(indexer.store, indexer.sessions, indexer.on_tenant_changed)
+    runtime.subscribe(DocumentFailedV1, failed.handle)

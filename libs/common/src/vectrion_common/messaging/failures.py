@@ -3,6 +3,10 @@
 Stateless consumers (the embedder) publish ``document.failed.v1`` directly;
 consumers with a database stage it in their outbox. Either way its id derives
 from the given-up message, so reporting twice is harmless (ingest's inbox).
+
+A ``document.failed.v1`` a consumer gave up on is not reported with another one:
+that one would come back to the same consumer (a cycle), and the document is
+failed already. It stays parked in the DLQ for an operator to replay.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import sqlalchemy as sa
 from faststream.rabbit import RabbitBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vectrion_common.contracts import Event
+from vectrion_common.contracts import DocumentFailedV1, Event
 from vectrion_common.db import unit_of_work
 from vectrion_common.messaging.broker import publish_event
 from vectrion_common.messaging.outbox import add_event
@@ -23,7 +27,8 @@ from vectrion_common.messaging.topology import Topology
 
 def publish_failures(broker: RabbitBroker, topology: Topology, stage: str) -> FailureReporter:
     async def report(event: Event, failure: Failure) -> None:
-        await publish_event(broker, topology, failure_event(event, failure, stage))
+        if not isinstance(event, DocumentFailedV1):
+            await publish_event(broker, topology, failure_event(event, failure, stage))
 
     return report
 
@@ -32,6 +37,8 @@ def stage_failures_in_outbox(
     sessions: async_sessionmaker[AsyncSession], outbox: sa.Table, stage: str, wake: Callable[[], None]
 ) -> FailureReporter:
     async def report(event: Event, failure: Failure) -> None:
+        if isinstance(event, DocumentFailedV1):
+            return
         async with unit_of_work(sessions) as session:
             await add_event(session, outbox, failure_event(event, failure, stage), skip_duplicate=True)
         wake()
