@@ -5,16 +5,13 @@ and Qdrant points are gone, a tombstone keeps late batches out, and
 document.deletion_confirmed.v1 (stage ``query``) tells ingest.
 
 A failed document: document.failed.v1 (any stage, generation g) -> the rows and
-points of generations up to g are gone and a marker keeps their late batches out
-(a document streamed in page windows may have had some batches indexed before a
-later window failed; ingest says ``failed``, so nothing of it may be served). A
-reprocess indexes a newer generation as usual. No tombstone and no confirmation:
-the document still exists.
-
-The read model is what search serves from (every hit, dense or BM25, is hydrated
-from it), so the commit that deletes the rows is the moment the document stops
-being searchable; the points go right after (a crash in between is repaired by
-the redelivery: a duplicate still removes the points).
+points of generations up to g are gone (a document streamed in page windows may
+have had some batches indexed before a later window failed; ingest says
+``failed``, so nothing of it is served). No tombstone and no marker: a DLQ replay
+of the failed generation, or a reprocess, indexes it again as usual. A batch of
+the failed attempt that is still on its way after the report cannot be told from
+a replayed one and is indexed; the reconciler reports such a document
+(``failed_but_searchable``).
 """
 
 from __future__ import annotations
@@ -81,7 +78,6 @@ class FailedDocumentRemover:
             await lock_document(session, event.document_id)
             first = await claim_message(session, inbox, CONSUMER, event.event_id)
             if first:
-                await repository.mark_failed(session, event.tenant_id, event.document_id, event.generation)
                 removed = await repository.delete_generations_before(session, event.document_id, event.generation + 1)
         if removed:
             self.on_tenant_changed(event.tenant_id)

@@ -114,8 +114,6 @@ class ChunkIndexer:
             if await is_deleted(session, deleted_documents, event.document_id):
                 log.info("chunks.deleted_document_ignored", document_id=str(event.document_id))
                 return
-            if await self._failed(session, event):
-                return
             newest = await repository.newest_indexed_generation(session, event.document_id)
         if newest is not None and newest > event.generation:
             await self._drop_stale(event, newest, upserted=False)
@@ -135,8 +133,6 @@ class ChunkIndexer:
             elif await is_deleted(session, deleted_documents, event.document_id):
                 # Deleted while this batch was on its way: its points must not stay.
                 outcome = "deleted"
-            elif await self._failed(session, event):
-                outcome = "failed"
             elif (newest := await repository.newest_indexed_generation(session, event.document_id)) is not None and (
                 newest > event.generation
             ):
@@ -173,11 +169,9 @@ class ChunkIndexer:
             # The first delivery committed; it may have died before dropping the old points.
             await self._drop_older_points(event)
             return
-        if outcome in ("deleted", "failed"):
-            # Deleted, or its generation failed, while this batch was on its way: its points must not stay.
+        if outcome == "deleted":
             await self.store.delete_points([c.chunk_id for c in event.chunks])
-            if outcome == "deleted":
-                log.info("chunks.deleted_document_ignored", document_id=str(event.document_id))
+            log.info("chunks.deleted_document_ignored", document_id=str(event.document_id))
             return
         if outcome == "stale":
             assert newest is not None
@@ -198,15 +192,6 @@ class ChunkIndexer:
             await self._drop_older_points(event)
             log.info("document.indexed", document_id=str(event.document_id), chunks=indexed, old_rows_dropped=dropped)
             self.wake_relay()
-
-    @staticmethod
-    async def _failed(session: AsyncSession, event: ChunksEmbedded) -> bool:
-        """The batch's generation failed (document.failed.v1): it is not served, whatever arrives late."""
-        failed = await repository.failed_generation(session, event.document_id)
-        if failed is None or event.generation > failed:
-            return False
-        log.info("chunks.failed_generation_ignored", document_id=str(event.document_id), generation=event.generation)
-        return True
 
     async def _drop_older_points(self, event: ChunksEmbedded) -> None:
         if event.generation > 1:

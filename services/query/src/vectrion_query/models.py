@@ -100,13 +100,3 @@ outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 # Documents deleted here: their late pipeline events are dropped (see vectrion_common.tombstones).
 deleted_documents = tombstone_table(metadata)
-# 0007: a document a stage failed (document.failed.v1): its generations up to ``generation`` are not
-# served, and their batches still on the way are dropped. A reprocess (a newer generation) is not.
-failed_documents = sa.Table(
-    "failed_documents",
-    metadata,
-    sa.Column("document_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("tenant_id", UUID(as_uuid=True), nullable=False),
-    sa.Column("generation", sa.Integer, nullable=False),
-    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)

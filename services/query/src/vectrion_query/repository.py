@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vectrion_query.access import TENANT_VISIBILITY, AccessScope
-from vectrion_query.models import chunks, conversations, document_progress, failed_documents, messages
+from vectrion_query.models import chunks, conversations, document_progress, messages
 
 # --- chunk read model + indexing progress ------------------------------------------
 
@@ -85,28 +85,6 @@ async def delete_generations_before(session: AsyncSession, document_id: uuid.UUI
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def mark_failed(session: AsyncSession, tenant_id: uuid.UUID, document_id: uuid.UUID, generation: int) -> None:
-    """Remember that the document failed at ``generation`` (the highest one reported wins)."""
-    statement = insert(failed_documents).values(document_id=document_id, tenant_id=tenant_id, generation=generation)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[failed_documents.c.document_id],
-            set_={
-                "generation": sa.func.greatest(failed_documents.c.generation, statement.excluded.generation),
-                "failed_at": sa.func.now(),
-            },
-        )
-    )
-
-
-async def failed_generation(session: AsyncSession, document_id: uuid.UUID) -> int | None:
-    """The highest generation of the document a stage failed, if any."""
-    value: int | None = await session.scalar(
-        sa.select(failed_documents.c.generation).where(failed_documents.c.document_id == document_id)
-    )
-    return value
 
 
 async def delete_document_rows(session: AsyncSession, document_id: uuid.UUID) -> int:
