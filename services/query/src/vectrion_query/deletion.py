@@ -4,6 +4,11 @@ The deletion saga: document.deletion_requested.v1 -> the document's read-model r
 and Qdrant points are gone, a tombstone keeps late batches out, and
 document.deletion_confirmed.v1 (stage ``query``) tells ingest.
 
+The read model is what search serves from (every hit, dense or BM25, is hydrated
+from it), so the commit that deletes the rows is the moment the document stops
+being searchable; the points go right after (a crash in between is repaired by
+the redelivery: a duplicate still removes the points).
+
 A failed document: document.failed.v1 (any stage, generation g) -> the rows and
 points of generations up to g are gone (a document streamed in page windows may
 have had some batches indexed before a later window failed; ingest says
