@@ -25,22 +25,29 @@ from vectrion_common.messaging.retry import Failure, FailureReporter, failure_ev
 from vectrion_common.messaging.topology import Topology
 
 
+def _not_for_failure_reports(report: FailureReporter) -> FailureReporter:
+    """``report``, except for a given-up ``document.failed.v1`` (see the module docstring)."""
+
+    async def guarded(event: Event, failure: Failure) -> None:
+        if not isinstance(event, DocumentFailedV1):
+            await report(event, failure)
+
+    return guarded
+
+
 def publish_failures(broker: RabbitBroker, topology: Topology, stage: str) -> FailureReporter:
     async def report(event: Event, failure: Failure) -> None:
-        if not isinstance(event, DocumentFailedV1):
-            await publish_event(broker, topology, failure_event(event, failure, stage))
+        await publish_event(broker, topology, failure_event(event, failure, stage))
 
-    return report
+    return _not_for_failure_reports(report)
 
 
 def stage_failures_in_outbox(
     sessions: async_sessionmaker[AsyncSession], outbox: sa.Table, stage: str, wake: Callable[[], None]
 ) -> FailureReporter:
     async def report(event: Event, failure: Failure) -> None:
-        if isinstance(event, DocumentFailedV1):
-            return
         async with unit_of_work(sessions) as session:
             await add_event(session, outbox, failure_event(event, failure, stage), skip_duplicate=True)
         wake()
 
-    return report
+    return _not_for_failure_reports(report)
