@@ -85,6 +85,13 @@ async def test_wrong_password_and_unknown_email_get_the_same_401(gateway: Gatewa
     assert wrong.json()["type"].endswith("/invalid-credentials")
 
 
+async def test_an_email_with_a_nul_byte_is_a_422_not_a_500(gateway: GatewayFactory) -> None:
+    client = await gateway()
+    response = await client.post("/v1/auth/token", json={"email": "a\u0000@example.com", "password": "x"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
 async def test_protected_route_without_token_is_401_problem(gateway: GatewayFactory) -> None:
     client = await gateway()
     for method, path in [("GET", "/v1/admin/users"), ("GET", "/v1/documents"), ("POST", "/v1/search")]:
